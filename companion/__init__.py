@@ -1,0 +1,42 @@
+"""companion: the tested code of the book *Neural Networks, Tested*.
+
+One module per chapter; the notebooks import from here and never re-define.
+"""
+
+from .activations import (
+    heaviside,
+    relu,
+    relu_grad,
+    sigmoid,
+    sigmoid_grad,
+    softmax,
+    tanh,
+    tanh_grad,
+)
+from .backprop import NumpyMLP, numerical_gradient
+from .data import load_digits_tensors, make_seed_dataset, train_val_loaders
+from .perceptron import Perceptron
+from .plotting import plot_decision_regions
+from .utils import get_device, seed_everything
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "NumpyMLP",
+    "Perceptron",
+    "get_device",
+    "heaviside",
+    "load_digits_tensors",
+    "make_seed_dataset",
+    "numerical_gradient",
+    "plot_decision_regions",
+    "relu",
+    "relu_grad",
+    "seed_everything",
+    "sigmoid",
+    "sigmoid_grad",
+    "softmax",
+    "tanh",
+    "tanh_grad",
+    "train_val_loaders",
+]

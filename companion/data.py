@@ -1,0 +1,130 @@
+"""Small, offline, deterministic data sets for the chapters.
+
+Nothing here downloads anything: data are synthesised from a seed or come bundled with
+scikit-learn.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from . import _validate
+
+__all__ = ["make_seed_dataset", "train_val_loaders", "load_digits_tensors"]
+
+
+def make_seed_dataset(n_samples: int = 1000, n_features: int = 10, seed: int = 42):
+    r"""The synthetic 3-class problem of the original notes, bit for bit.
+
+    Features are standard normal, :math:`x \sim \mathcal N(0, I)`, drawn exactly as
+    ``np.random.seed(seed); np.random.randn(n_samples, n_features)`` draws them, and
+
+    .. math::
+
+        y = \begin{cases}
+            0 & x_0 + x_1 > 0 \text{ and } x_2 > 0 \\
+            1 & x_0 + x_1 > 0 \text{ and } x_2 \le 0 \\
+            2 & \text{otherwise.}
+        \end{cases}
+
+    Only three of the features matter; the rest are noise the model must learn to ignore.
+    Unlike the original, NumPy's global random state is left untouched.
+
+    Parameters
+    ----------
+    n_samples : int, default 1000
+    n_features : int, default 10
+        At least 3, since the rule reads :math:`x_0, x_1, x_2`.
+    seed : int, default 42
+
+    Returns
+    -------
+    X : torch.Tensor of float32, shape (n_samples, n_features)
+    y : torch.Tensor of int64, shape (n_samples,)
+
+    Raises
+    ------
+    ValueError
+        If ``n_features < 3`` or a size is not positive.
+    """
+    n_samples = _validate.positive_int(n_samples, "n_samples")
+    n_features = _validate.positive_int(n_features, "n_features")
+    if n_features < 3:
+        raise ValueError(
+            f"n_features must be at least 3 (the labels use x0, x1, x2); got {n_features}"
+        )
+    rng = np.random.RandomState(_validate.nonnegative_int(seed, "seed"))  # == np.random.seed
+    X = rng.randn(n_samples, n_features)
+    upper = X[:, 0] + X[:, 1] > 0
+    y = np.where(upper, np.where(X[:, 2] > 0, 0, 1), 2)
+    return torch.tensor(X, dtype=torch.float32), torch.tensor(y, dtype=torch.int64)
+
+
+def train_val_loaders(X, y, train_size: int = 800, batch_size: int = 32, seed: int = 0):
+    """Split ``(X, y)`` into the first ``train_size`` rows and the rest, as two DataLoaders.
+
+    The split is sequential, as in the original notes (the data are already i.i.d.). The
+    training loader reshuffles every epoch from its own seeded generator, so two runs with the
+    same ``seed`` see the same batches without touching the global random state.
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (n_samples, ...)
+    y : torch.Tensor of shape (n_samples,)
+    train_size : int, default 800
+        Rows used for training; ``0 < train_size < n_samples``.
+    batch_size : int, default 32
+    seed : int, default 0
+        Seed of the training loader's shuffling.
+
+    Returns
+    -------
+    train_loader, val_loader : torch.utils.data.DataLoader
+
+    Raises
+    ------
+    TypeError
+        If ``X`` or ``y`` is not a tensor.
+    ValueError
+        If their lengths differ or ``train_size`` leaves no training or no validation data.
+    """
+    if not isinstance(X, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise TypeError(
+            f"X and y must be torch tensors; got {type(X).__name__} and {type(y).__name__}"
+        )
+    if len(X) != len(y):
+        raise ValueError(f"y has {len(y)} labels but X has {len(X)} samples")
+    train_size = _validate.positive_int(train_size, "train_size")
+    if train_size >= len(X):
+        raise ValueError(
+            f"train_size must leave validation data: got {train_size} for {len(X)} samples"
+        )
+    batch_size = _validate.positive_int(batch_size, "batch_size")
+    generator = torch.Generator().manual_seed(_validate.nonnegative_int(seed, "seed"))
+    train = TensorDataset(X[:train_size], y[:train_size])
+    val = TensorDataset(X[train_size:], y[train_size:])
+    return (
+        DataLoader(train, batch_size=batch_size, shuffle=True, generator=generator),
+        DataLoader(val, batch_size=batch_size, shuffle=False),
+    )
+
+
+def load_digits_tensors():
+    """scikit-learn's bundled 8×8 handwritten digits (1797 images), scaled to :math:`[0, 1]`.
+
+    The pixel values 0..16 are divided by 16. No download: the data ship with scikit-learn.
+
+    Returns
+    -------
+    X : torch.Tensor of float32, shape (1797, 1, 8, 8)
+        Images with one channel, ready for a CNN (flatten them for an MLP).
+    y : torch.Tensor of int64, shape (1797,)
+        The digit, 0 to 9.
+    """
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    X = torch.tensor(digits.images / 16.0, dtype=torch.float32).unsqueeze(1)
+    return X, torch.tensor(digits.target, dtype=torch.int64)

@@ -1,0 +1,171 @@
+import numpy as np
+import pytest
+import torch
+
+from companion.backprop import NumpyMLP, numerical_gradient
+from companion.data import make_seed_dataset
+
+ACTIVATIONS = ["sigmoid", "tanh", "relu"]
+SHAPES = [[4, 5, 3], [4, 6, 5, 3], [4, 5, 1], [3, 2]]
+
+
+def rel_error(a, b):
+    return np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-300)
+
+
+def problem(sizes, n=7, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, sizes[0]))
+    y = rng.integers(0, 2 if sizes[-1] == 1 else sizes[-1], size=n)
+    return X, y
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("sizes", SHAPES, ids=lambda s: "-".join(map(str, s)))
+def test_backward_matches_finite_differences(activation, sizes):
+    X, y = problem(sizes)
+    net = NumpyMLP(sizes, activation, seed=1)
+    net.loss(X, y)
+    grads_w, grads_b = net.backward(y)
+    for param, grad in zip(net.weights + net.biases, grads_w + grads_b, strict=True):
+        numeric = numerical_gradient(lambda _: net.loss(X, y), param, eps=1e-6)
+        assert rel_error(grad, numeric) < 1e-6
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("sizes", SHAPES, ids=lambda s: "-".join(map(str, s)))
+def test_backward_matches_torch_autograd(activation, sizes):
+    X, y = problem(sizes, n=11)
+    net = NumpyMLP(sizes, activation, seed=2)
+    loss = net.loss(X, y)
+    grads_w, grads_b = net.backward(y)
+
+    Ws = [torch.tensor(w, requires_grad=True) for w in net.weights]
+    bs = [torch.tensor(b, requires_grad=True) for b in net.biases]
+    f = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}[activation]
+    a = torch.tensor(X)
+    for i, (W, b) in enumerate(zip(Ws, bs, strict=True)):
+        a = a @ W + b
+        if i < len(Ws) - 1:
+            a = f(a)
+    target = torch.tensor(y)
+    if sizes[-1] == 1:
+        t_loss = torch.nn.functional.binary_cross_entropy_with_logits(a[:, 0], target.double())
+    else:
+        t_loss = torch.nn.functional.cross_entropy(a, target)
+    t_loss.backward()
+    assert abs(loss - t_loss.item()) < 1e-12
+    for ours, theirs in zip(grads_w + grads_b, Ws + bs, strict=True):
+        assert np.max(np.abs(ours - theirs.grad.numpy())) < 1e-10
+
+
+def test_step_is_gradient_descent():
+    X, y = problem([4, 5, 3])
+    net = NumpyMLP([4, 5, 3], seed=0)
+    before = [w.copy() for w in net.weights + net.biases]
+    net.loss(X, y)
+    grads = [g.copy() for g in sum(net.backward(y), [])]
+    net.step(0.3)
+    for old, new, g in zip(before, net.weights + net.biases, grads, strict=True):
+        np.testing.assert_allclose(new, old - 0.3 * g, rtol=0, atol=1e-15)
+
+
+def test_a_small_step_lowers_the_loss():
+    X, y = problem([4, 8, 3], n=50)
+    net = NumpyMLP([4, 8, 3], seed=0)
+    before = net.loss(X, y)
+    net.backward(y)
+    net.step(1e-3)
+    assert net.loss(X, y) < before
+
+
+def test_solves_xor():
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
+    y = np.array([0, 1, 1, 0])
+    net = NumpyMLP([2, 4, 1], "tanh", seed=0)
+    history = net.fit(X, y, epochs=2000, lr=1.0)
+    assert net.score(X, y) == 1.0
+    assert history["loss"][-1] < 0.01
+
+
+def test_seed_dataset_above_95_percent_validation_accuracy():
+    X, y = make_seed_dataset()
+    X, y = X.numpy().astype(np.float64), y.numpy()
+    net = NumpyMLP([10, 32, 3], "tanh", seed=0)
+    net.fit(X[:800], y[:800], epochs=100, lr=0.1, batch_size=32, seed=0)
+    assert net.score(X[800:], y[800:]) > 0.95
+
+
+def test_same_seed_same_training():
+    X, y = problem([4, 6, 3], n=40)
+    h1 = NumpyMLP([4, 6, 3], seed=5).fit(X, y, epochs=5, batch_size=8, seed=1)
+    h2 = NumpyMLP([4, 6, 3], seed=5).fit(X, y, epochs=5, batch_size=8, seed=1)
+    assert h1 == h2
+
+
+def test_numerical_gradient_of_a_known_function_and_restores_x():
+    x = np.array([[1.0, -2.0], [0.5, 3.0]])
+    original = x.copy()
+    g = numerical_gradient(lambda v: np.sum(v**3), x)
+    np.testing.assert_allclose(g, 3 * original**2, rtol=1e-9)
+    np.testing.assert_array_equal(x, original)
+
+
+def test_numerical_gradient_restores_x_when_f_raises():
+    x = np.array([1.0, 2.0])
+
+    def boom(v):
+        raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        numerical_gradient(boom, x)
+    np.testing.assert_array_equal(x, [1.0, 2.0])
+
+
+def test_numerical_gradient_rejects_bad_arguments():
+    with pytest.raises(TypeError, match="x must be a writeable float ndarray"):
+        numerical_gradient(np.sum, np.array([1, 2]))
+    with pytest.raises(TypeError, match="f must be callable"):
+        numerical_gradient(3, np.ones(2))
+    with pytest.raises(ValueError, match="eps"):
+        numerical_gradient(np.sum, np.ones(2), eps=0.0)
+
+
+def test_wrong_feature_count_is_named():
+    net = NumpyMLP([10, 4, 3])
+    with pytest.raises(ValueError, match="X must have 10 features"):
+        net.forward(np.ones((5, 9)))
+
+
+@pytest.mark.parametrize(
+    "sizes, bad", [([2, 3, 3], [0, 3]), ([2, 3, 1], [0, 2]), ([2, 3], [-1, 0])]
+)
+def test_label_out_of_range_is_named(sizes, bad):
+    net = NumpyMLP(sizes)
+    with pytest.raises(ValueError, match=r"y must hold class labels in 0\.\."):
+        net.loss(np.ones((2, 2)), bad)
+
+
+def test_nan_in_X_is_named():
+    X = np.ones((3, 2))
+    X[1, 0] = np.nan
+    with pytest.raises(ValueError, match="X contains 1 NaN"):
+        NumpyMLP([2, 2, 1]).fit(X, [0, 1, 0])
+
+
+def test_backward_needs_forward_and_matching_labels():
+    net = NumpyMLP([2, 2, 1])
+    with pytest.raises(RuntimeError, match="forward"):
+        net.backward([0, 1])
+    net.forward(np.ones((3, 2)))
+    with pytest.raises(ValueError, match="y has 2 labels but the last X has 3 samples"):
+        net.backward([0, 1])
+
+
+def test_bad_architecture_is_named():
+    with pytest.raises(ValueError, match="layer_sizes"):
+        NumpyMLP([3])
+    with pytest.raises(ValueError, match="layer_sizes entry"):
+        NumpyMLP([3, 0, 2])
+    with pytest.raises(ValueError, match="activation must be one of"):
+        NumpyMLP([3, 2], activation="swish")

@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+import torch
+
+from companion.data import load_digits_tensors, make_seed_dataset, train_val_loaders
+
+
+def original_recipe(n_samples=1000, n_features=10):
+    """The original notes' create_synthetic_data, re-created minimally."""
+    state = np.random.get_state()
+    try:
+        np.random.seed(42)
+        X = np.random.randn(n_samples, n_features)
+    finally:
+        np.random.set_state(state)
+    y = np.zeros(n_samples)
+    for i in range(n_samples):
+        if X[i, 0] + X[i, 1] > 0:
+            y[i] = 0 if X[i, 2] > 0 else 1
+        else:
+            y[i] = 2
+    return torch.FloatTensor(X), torch.LongTensor(y.astype(int))
+
+
+def test_seed_dataset_is_bit_identical_to_the_original_recipe():
+    X, y = make_seed_dataset()
+    X0, y0 = original_recipe()
+    assert X.dtype == torch.float32 and y.dtype == torch.int64
+    assert torch.equal(X, X0) and torch.equal(y, y0)
+
+
+def test_seed_dataset_leaves_global_numpy_state_alone():
+    np.random.seed(7)
+    expected = np.random.rand()
+    np.random.seed(7)
+    make_seed_dataset()
+    assert np.random.rand() == expected
+
+
+def test_seed_dataset_class_balance_is_the_original():
+    _, y = make_seed_dataset()
+    assert torch.bincount(y).tolist() == torch.bincount(original_recipe()[1]).tolist()
+    assert set(y.tolist()) == {0, 1, 2}
+
+
+def test_seed_dataset_rejects_too_few_features():
+    with pytest.raises(ValueError, match="n_features must be at least 3"):
+        make_seed_dataset(n_features=2)
+
+
+def test_loaders_split_800_200_and_shuffle_reproducibly():
+    X, y = make_seed_dataset()
+    train, val = train_val_loaders(X, y)
+    assert len(train.dataset) == 800 and len(val.dataset) == 200
+    assert torch.equal(val.dataset.tensors[0], X[800:])
+    first = [b[1] for b in train_val_loaders(X, y, seed=3)[0]]
+    again = [b[1] for b in train_val_loaders(X, y, seed=3)[0]]
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert len(first) == 25 and first[0].shape == (32,)
+
+
+def test_loaders_reject_bad_input():
+    X, y = make_seed_dataset(100)
+    with pytest.raises(ValueError, match="y has 99 labels but X has 100"):
+        train_val_loaders(X, y[:99])
+    with pytest.raises(ValueError, match="train_size"):
+        train_val_loaders(X, y, train_size=100)
+    with pytest.raises(TypeError, match="torch tensors"):
+        train_val_loaders(X.numpy(), y)
+
+
+def test_digits_are_scaled_images():
+    X, y = load_digits_tensors()
+    assert X.shape == (1797, 1, 8, 8) and y.shape == (1797,)
+    assert X.min() == 0.0 and X.max() == 1.0
+    assert sorted(set(y.tolist())) == list(range(10))
