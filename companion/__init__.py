@@ -13,8 +13,14 @@ from .activations import (
     tanh,
     tanh_grad,
 )
-from .backprop import NumpyMLP, numerical_gradient
-from .data import load_digits_tensors, make_seed_dataset, train_val_loaders
+from .backprop import (
+    NumpyMLP,
+    autograd_gradients,
+    gradient_check,
+    numerical_gradient,
+    relative_error,
+)
+from .data import load_digits_tensors, make_seed_dataset, make_separable, train_val_loaders
 from .perceptron import Perceptron
 from .plotting import plot_decision_regions
 from .utils import get_device, seed_everything
@@ -23,13 +29,17 @@ __version__ = "0.1.0"
 
 __all__ = [
     "NumpyMLP",
+    "autograd_gradients",
+    "make_separable",
     "Perceptron",
     "get_device",
+    "gradient_check",
     "heaviside",
     "load_digits_tensors",
     "make_seed_dataset",
     "numerical_gradient",
     "plot_decision_regions",
+    "relative_error",
     "relu",
     "relu_grad",
     "seed_everything",

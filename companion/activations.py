@@ -69,7 +69,7 @@ def sigmoid(x):
     """
     x = _validate.float_array(x, "x")
     u = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + u), u / (1.0 + u)).astype(x.dtype, copy=False)
+    return (np.where(x >= 0, 1.0, u) / (1.0 + u)).astype(x.dtype, copy=False)
 
 
 def sigmoid_grad(x):
@@ -94,7 +94,7 @@ def sigmoid_grad(x):
 def tanh(x):
     r"""Hyperbolic tangent :math:`\tanh(x) = (e^{x} - e^{-x}) / (e^{x} + e^{-x})`.
 
-    Computed with :func:`numpy.tanh`, which is stable for every :math:`x`. Note
+    Computed with ``numpy.tanh``, which is stable for every :math:`x`. Note
     :math:`\tanh(x) = 2\sigma(2x) - 1`: a rescaled sigmoid centred on zero.
 
     Parameters

@@ -23,11 +23,18 @@ step :math:`w \leftarrow w - \eta\, \partial L / \partial w`.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from . import _validate
 from .activations import relu, relu_grad, sigmoid, sigmoid_grad, softmax, tanh, tanh_grad
 
-__all__ = ["NumpyMLP", "numerical_gradient"]
+__all__ = [
+    "NumpyMLP",
+    "numerical_gradient",
+    "relative_error",
+    "gradient_check",
+    "autograd_gradients",
+]
 
 _ACTIVATIONS = {
     "sigmoid": (sigmoid, sigmoid_grad),
@@ -91,7 +98,7 @@ class NumpyMLP:
 
     @property
     def n_classes(self) -> int:
-        """Number of classes: 2 for a single sigmoid output unit, else the output size."""
+        """The number of classes (2 for a single sigmoid output unit, else the output size)."""
         return 2 if self.layer_sizes[-1] == 1 else self.layer_sizes[-1]
 
     def forward(self, X) -> np.ndarray:
@@ -182,7 +189,7 @@ class NumpyMLP:
         Returns
         -------
         grad_weights, grad_biases : list of ndarray
-            Same shapes as :attr:`weights` and :attr:`biases`; also stored on the model.
+            Same shapes as ``weights`` and ``biases``; also stored on the model.
 
         Raises
         ------
@@ -257,7 +264,16 @@ class NumpyMLP:
         y = _validate.labels(y, "y", n_samples=len(pred), n_classes=self.n_classes)
         return float(np.mean(pred == y))
 
-    def fit(self, X, y, epochs: int = 100, lr: float = 0.1, batch_size=None, seed: int = 0):
+    def fit(
+        self,
+        X,
+        y,
+        epochs: int = 100,
+        lr: float = 0.1,
+        batch_size=None,
+        seed: int = 0,
+        validation=None,
+    ):
         """Train with (mini-batch) gradient descent: forward, backward, step.
 
         Parameters
@@ -272,12 +288,14 @@ class NumpyMLP:
             Examples per step; ``None`` (default) uses the whole data set (full-batch descent).
         seed : int, default 0
             Seed of the shuffling order of mini-batches.
+        validation : tuple (X_val, y_val), optional
+            Held-out data, evaluated (never trained on) at the end of every epoch.
 
         Returns
         -------
         dict
             ``{"loss": [...], "accuracy": [...]}``: the loss and accuracy on all of ``X`` at the
-            end of every epoch.
+            end of every epoch; with ``validation`` also ``"val_loss"`` and ``"val_accuracy"``.
 
         Raises
         ------
@@ -293,6 +311,18 @@ class NumpyMLP:
         batch_size = n if batch_size is None else _validate.positive_int(batch_size, "batch_size")
         rng = np.random.default_rng(_validate.nonnegative_int(seed, "seed"))
         history = {"loss": [], "accuracy": []}
+        if validation is not None:
+            if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+                raise ValueError("validation must be a pair (X_val, y_val)")
+            X_val = _validate.matrix(validation[0], "X_val", n_columns=self.layer_sizes[0])
+            y_val = _validate.labels(
+                validation[1],
+                "y_val",
+                n_samples=len(X_val),
+                n_classes=self.n_classes,
+                x_name="X_val",
+            )
+            history.update(val_loss=[], val_accuracy=[])
         for _ in range(epochs):
             order = rng.permutation(n) if batch_size < n else np.arange(n)
             for start in range(0, n, batch_size):
@@ -302,6 +332,9 @@ class NumpyMLP:
                 self.step(lr)
             history["loss"].append(self.loss(X, y))
             history["accuracy"].append(self.score(X, y))
+            if validation is not None:
+                history["val_loss"].append(self.loss(X_val, y_val))
+                history["val_accuracy"].append(self.score(X_val, y_val))
         return history
 
 
@@ -362,3 +395,109 @@ def numerical_gradient(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
             x[idx] = original
         grad[idx] = (f_plus - f_minus) / (2.0 * eps)
     return grad
+
+
+def relative_error(g, g_hat) -> float:
+    r"""Scale-free distance of two gradients, :math:`\|g - \hat g\| / (\|g\| + \|\hat g\|)`.
+
+    0 when they are equal, 1 when they point in opposite directions or one is zero. Defined as 0
+    when both are zero.
+
+    Parameters
+    ----------
+    g, g_hat : array_like
+        Same shape.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ.
+    """
+    g = _validate.float_array(g, "g")
+    g_hat = _validate.float_array(g_hat, "g_hat")
+    if g.shape != g_hat.shape:
+        raise ValueError(f"g and g_hat must have the same shape; got {g.shape} and {g_hat.shape}")
+    scale = np.linalg.norm(g) + np.linalg.norm(g_hat)
+    return 0.0 if scale == 0 else float(np.linalg.norm(g - g_hat) / scale)
+
+
+def gradient_check(net: NumpyMLP, X, y, eps: float = 1e-6) -> list[float]:
+    """Compare :meth:`NumpyMLP.backward` with :func:`numerical_gradient`, array by array.
+
+    Parameters
+    ----------
+    net : NumpyMLP
+        Its weights are perturbed during the check and restored afterwards.
+    X : array_like of shape (n_samples, layer_sizes[0])
+    y : array_like of int, shape (n_samples,)
+    eps : float, default 1e-6
+        Finite-difference step.
+
+    Returns
+    -------
+    list of float
+        :func:`relative_error` of every weight matrix, then every bias vector. A correct
+        backward pass gives values around :math:`10^{-9}` or below in float64.
+    """
+    net.loss(X, y)
+    grad_weights, grad_biases = net.backward(y)
+    analytic = [g.copy() for g in grad_weights + grad_biases]
+
+    def loss_at(_):
+        return net.loss(X, y)
+
+    return [
+        relative_error(g, numerical_gradient(loss_at, param, eps=eps))
+        for param, g in zip(net.weights + net.biases, analytic, strict=True)
+    ]
+
+
+def autograd_gradients(net: NumpyMLP, X, y):
+    """The same network and loss rebuilt in PyTorch (float64), differentiated by autograd.
+
+    An independent check of :meth:`NumpyMLP.backward`: nothing here is written by hand except the
+    forward pass; PyTorch derives every gradient itself.
+
+    Parameters
+    ----------
+    net : NumpyMLP
+        Its weights are copied, not changed.
+    X : array_like of shape (n_samples, layer_sizes[0])
+    y : array_like of int, shape (n_samples,)
+
+    Returns
+    -------
+    loss : float
+    grad_weights, grad_biases : list of ndarray
+        Same shapes as ``net.weights`` and ``net.biases``.
+
+    Raises
+    ------
+    ValueError
+        On bad ``X`` or ``y``, as :meth:`NumpyMLP.loss`.
+    """
+    X = _validate.matrix(X, "X", n_columns=net.layer_sizes[0])
+    y = _validate.labels(y, "y", n_samples=len(X), n_classes=net.n_classes)
+    f = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}[net.activation]
+    weights = [torch.tensor(w, dtype=torch.float64, requires_grad=True) for w in net.weights]
+    biases = [torch.tensor(b, dtype=torch.float64, requires_grad=True) for b in net.biases]
+    a = torch.tensor(X, dtype=torch.float64)
+    for layer, (W, b) in enumerate(zip(weights, biases, strict=True)):
+        a = a @ W + b
+        if layer < len(weights) - 1:
+            a = f(a)
+    target = torch.tensor(y)
+    if net.layer_sizes[-1] == 1:
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(a[:, 0], target.double())
+    else:
+        loss = torch.nn.functional.cross_entropy(a, target)
+    loss.backward()
+    return (
+        loss.item(),
+        [w.grad.numpy() for w in weights],
+        [b.grad.numpy() for b in biases],
+    )

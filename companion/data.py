@@ -12,7 +12,50 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from . import _validate
 
-__all__ = ["make_seed_dataset", "train_val_loaders", "load_digits_tensors"]
+__all__ = ["make_separable", "make_seed_dataset", "train_val_loaders", "load_digits_tensors"]
+
+
+def make_separable(n_samples: int = 100, margin: float = 0.3, seed: int = 0):
+    r"""Two linearly separable classes in the plane, split by a known line with a known margin.
+
+    Points are uniform on :math:`[-3, 3]^2`; those closer than ``margin`` to the line
+    :math:`\mathbf w^\star \cdot \mathbf x + b^\star = 0` with :math:`\mathbf w^\star = (1, 2)`,
+    :math:`b^\star = -1/2` are discarded, and :math:`y = 1` exactly when
+    :math:`\mathbf w^\star \cdot \mathbf x + b^\star > 0`. The known separator lets a chapter
+    check the perceptron convergence bound.
+
+    Parameters
+    ----------
+    n_samples : int, default 100
+    margin : float, default 0.3
+        Smallest distance of a point from the separating line; must be below 1.
+    seed : int, default 0
+
+    Returns
+    -------
+    X : ndarray of float64, shape (n_samples, 2)
+    y : ndarray of int64, shape (n_samples,)
+        Labels 0 and 1.
+    w, b : ndarray of shape (2,) and float
+        The separating line :math:`(\mathbf w^\star, b^\star)`.
+
+    Raises
+    ------
+    ValueError
+        If ``n_samples`` is not positive or ``margin`` is not in :math:`(0, 1)`.
+    """
+    n_samples = _validate.positive_int(n_samples, "n_samples")
+    margin = _validate.positive_float(margin, "margin")
+    if margin >= 1.0:
+        raise ValueError(f"margin must be below 1 so that points remain; got {margin}")
+    rng = np.random.default_rng(_validate.nonnegative_int(seed, "seed"))
+    w, b = np.array([1.0, 2.0]), -0.5
+    kept = np.empty((0, 2))
+    while len(kept) < n_samples:  # about 70 % of the square survives at margin 1
+        X = rng.uniform(-3.0, 3.0, size=(2 * n_samples, 2))
+        kept = np.vstack([kept, X[np.abs(X @ w + b) / np.linalg.norm(w) > margin]])
+    X = kept[:n_samples]
+    return X, (X @ w + b > 0).astype(np.int64), w, b
 
 
 def make_seed_dataset(n_samples: int = 1000, n_features: int = 10, seed: int = 42):

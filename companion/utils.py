@@ -16,9 +16,9 @@ __all__ = ["seed_everything", "get_device"]
 def seed_everything(seed: int = 0) -> int:
     """Seed every random number generator the book uses.
 
-    Seeds Python's :mod:`random`, NumPy's legacy global generator, PyTorch on the CPU and on every
-    CUDA device, and sets ``PYTHONHASHSEED`` for subprocesses. After ``seed_everything(s)`` the
-    same code draws the same numbers.
+    Seeds Python's ``random`` module, NumPy's legacy global generator, PyTorch on the CPU and on
+    every CUDA device, and sets ``PYTHONHASHSEED`` for subprocesses. After ``seed_everything(s)``
+    the same code draws the same numbers.
 
     Parameters
     ----------

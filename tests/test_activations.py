@@ -35,9 +35,20 @@ def naive_sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def naive_sigmoid_grad(x):
+    """The derivative written the same way: e^-x / (1 + e^-x)^2."""
+    return np.exp(-x) / (1.0 + np.exp(-x)) ** 2
+
+
 def test_naive_sigmoid_overflows_pitfall():
+    x = np.array([-1000.0])
     with pytest.warns(RuntimeWarning, match="overflow"):
-        naive_sigmoid(np.array([-1000.0]))
+        naive_sigmoid(x)
+    with pytest.warns(RuntimeWarning):
+        assert np.isnan(naive_sigmoid_grad(x)[0])  # inf / inf: a silent NaN
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert A.sigmoid(x)[0] == 0.0 and A.sigmoid_grad(x)[0] == 0.0
 
 
 def test_sigmoid_is_finite_and_warning_free_up_to_1e4():

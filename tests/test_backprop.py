@@ -1,16 +1,17 @@
 import numpy as np
 import pytest
-import torch
 
-from companion.backprop import NumpyMLP, numerical_gradient
+from companion.backprop import (
+    NumpyMLP,
+    autograd_gradients,
+    gradient_check,
+    numerical_gradient,
+    relative_error,
+)
 from companion.data import make_seed_dataset
 
 ACTIVATIONS = ["sigmoid", "tanh", "relu"]
 SHAPES = [[4, 5, 3], [4, 6, 5, 3], [4, 5, 1], [3, 2]]
-
-
-def rel_error(a, b):
-    return np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-300)
 
 
 def problem(sizes, n=7, seed=0):
@@ -28,8 +29,19 @@ def test_backward_matches_finite_differences(activation, sizes):
     net.loss(X, y)
     grads_w, grads_b = net.backward(y)
     for param, grad in zip(net.weights + net.biases, grads_w + grads_b, strict=True):
-        numeric = numerical_gradient(lambda _: net.loss(X, y), param, eps=1e-6)
-        assert rel_error(grad, numeric) < 1e-6
+        numeric = numerical_gradient(lambda _: net.loss(X, y), param, eps=1e-6)  # noqa: B023
+        assert relative_error(grad, numeric) < 1e-6
+
+
+def test_gradient_check_passes_a_correct_and_flags_a_broken_backward():
+    X, y = problem([4, 6, 5, 3])
+    net = NumpyMLP([4, 6, 5, 3], "sigmoid", seed=0)
+    weights_before = [w.copy() for w in net.weights]
+    assert max(gradient_check(net, X, y)) < 1e-6
+    assert all(np.array_equal(a, b) for a, b in zip(weights_before, net.weights, strict=True))
+    net._f_grad = lambda z: np.ones_like(z)  # forget the activation's derivative
+    errors = gradient_check(net, X, y)
+    assert max(errors) > 1e-2 and len(errors) == 6
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
@@ -38,25 +50,26 @@ def test_backward_matches_torch_autograd(activation, sizes):
     X, y = problem(sizes, n=11)
     net = NumpyMLP(sizes, activation, seed=2)
     loss = net.loss(X, y)
-    grads_w, grads_b = net.backward(y)
+    grads = net.backward(y)
+    t_loss, *t_grads = autograd_gradients(net, X, y)
+    assert abs(loss - t_loss) < 1e-12
+    for ours, theirs in zip(sum(grads, []), sum(t_grads, []), strict=True):
+        assert ours.shape == theirs.shape
+        assert np.max(np.abs(ours - theirs)) < 1e-10
 
-    Ws = [torch.tensor(w, requires_grad=True) for w in net.weights]
-    bs = [torch.tensor(b, requires_grad=True) for b in net.biases]
-    f = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}[activation]
-    a = torch.tensor(X)
-    for i, (W, b) in enumerate(zip(Ws, bs, strict=True)):
-        a = a @ W + b
-        if i < len(Ws) - 1:
-            a = f(a)
-    target = torch.tensor(y)
-    if sizes[-1] == 1:
-        t_loss = torch.nn.functional.binary_cross_entropy_with_logits(a[:, 0], target.double())
-    else:
-        t_loss = torch.nn.functional.cross_entropy(a, target)
-    t_loss.backward()
-    assert abs(loss - t_loss.item()) < 1e-12
-    for ours, theirs in zip(grads_w + grads_b, Ws + bs, strict=True):
-        assert np.max(np.abs(ours - theirs.grad.numpy())) < 1e-10
+
+def test_autograd_check_detects_a_wrong_gradient():
+    X, y = problem([4, 5, 3], n=11)
+    net = NumpyMLP([4, 5, 3], "tanh", seed=2)
+    net.loss(X, y)
+    grads_w, _ = net.backward(y)
+    _, t_grads_w, _ = autograd_gradients(net, X, y)
+    # Forgetting the activation derivative (a classic slip) is caught by the comparison.
+    net._f_grad = lambda z: np.ones_like(z)
+    net.loss(X, y)
+    wrong_w, _ = net.backward(y)
+    assert np.max(np.abs(wrong_w[0] - t_grads_w[0])) > 1e-3
+    assert np.max(np.abs(grads_w[1] - t_grads_w[1])) < 1e-10
 
 
 def test_step_is_gradient_descent():
@@ -92,8 +105,11 @@ def test_seed_dataset_above_95_percent_validation_accuracy():
     X, y = make_seed_dataset()
     X, y = X.numpy().astype(np.float64), y.numpy()
     net = NumpyMLP([10, 32, 3], "tanh", seed=0)
-    net.fit(X[:800], y[:800], epochs=100, lr=0.1, batch_size=32, seed=0)
-    assert net.score(X[800:], y[800:]) > 0.95
+    history = net.fit(
+        X[:800], y[:800], epochs=100, lr=0.1, batch_size=32, validation=(X[800:], y[800:])
+    )
+    assert net.score(X[800:], y[800:]) == history["val_accuracy"][-1] > 0.95
+    assert history["loss"][-1] < history["loss"][0]
 
 
 def test_same_seed_same_training():
@@ -169,3 +185,22 @@ def test_bad_architecture_is_named():
         NumpyMLP([3, 0, 2])
     with pytest.raises(ValueError, match="activation must be one of"):
         NumpyMLP([3, 2], activation="swish")
+
+
+def test_validation_must_be_a_matching_pair():
+    X, y = problem([4, 6, 3], n=10)
+    net = NumpyMLP([4, 6, 3])
+    with pytest.raises(ValueError, match="validation must be a pair"):
+        net.fit(X, y, epochs=1, validation=X)
+    with pytest.raises(ValueError, match="y_val has 9 labels but X_val has 10"):
+        net.fit(X, y, epochs=1, validation=(X, y[:9]))
+
+
+def test_relative_error_is_scale_free():
+    g = np.array([1.0, 2.0, 3.0])
+    assert relative_error(g, g) == 0.0
+    assert relative_error(g, -g) == 1.0
+    assert relative_error(np.zeros(3), np.zeros(3)) == 0.0
+    assert np.isclose(relative_error(1e-8 * g, 1e-8 * (g + 1e-3)), relative_error(g, g + 1e-3))
+    with pytest.raises(ValueError, match="same shape"):
+        relative_error(g, g[:2])

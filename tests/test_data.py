@@ -2,7 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from companion.data import load_digits_tensors, make_seed_dataset, train_val_loaders
+from companion.data import (
+    load_digits_tensors,
+    make_seed_dataset,
+    make_separable,
+    train_val_loaders,
+)
 
 
 def original_recipe(n_samples=1000, n_features=10):
@@ -74,3 +79,14 @@ def test_digits_are_scaled_images():
     assert X.shape == (1797, 1, 8, 8) and y.shape == (1797,)
     assert X.min() == 0.0 and X.max() == 1.0
     assert sorted(set(y.tolist())) == list(range(10))
+
+
+def test_separable_data_respect_the_margin():
+    X, y, w, b = make_separable(150, margin=0.4, seed=3)
+    assert X.shape == (150, 2) and y.shape == (150,)
+    distance = (X @ w + b) / np.linalg.norm(w)
+    assert np.all(np.abs(distance) > 0.4)
+    np.testing.assert_array_equal(y, distance > 0)
+    assert 0 < y.mean() < 1
+    with pytest.raises(ValueError, match="margin"):
+        make_separable(margin=1.5)

@@ -1,24 +1,15 @@
 import numpy as np
 import pytest
 
+from companion.data import make_separable
 from companion.perceptron import Perceptron
 
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
 XOR_Y = np.array([0, 1, 1, 0])
 
 
-def separable(n=200, margin=0.3, seed=0):
-    """Points on either side of the line x1 + 2 x2 = 0.5, none closer than ``margin``."""
-    rng = np.random.default_rng(seed)
-    w, b = np.array([1.0, 2.0]), -0.5
-    X = rng.uniform(-3, 3, size=(4 * n, 2))
-    dist = (X @ w + b) / np.linalg.norm(w)
-    X = X[np.abs(dist) > margin][:n]
-    return X, (X @ w + b > 0).astype(int), w, b
-
-
 def test_converges_on_separable_data_within_novikoff_bound():
-    X, y, w_star, b_star = separable()
+    X, y, w_star, b_star = make_separable(200)
     p = Perceptron(seed=1).fit(X, y)
     assert p.converged_ and p.errors_[-1] == 0
     assert p.score(X, y) == 1.0
@@ -31,7 +22,7 @@ def test_converges_on_separable_data_within_novikoff_bound():
 
 
 def test_learning_rate_only_scales_the_weights():
-    X, y, *_ = separable()
+    X, y, *_ = make_separable(200)
     a = Perceptron(lr=1.0, seed=3).fit(X, y)
     b = Perceptron(lr=0.01, seed=3).fit(X, y)
     assert a.errors_ == b.errors_

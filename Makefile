@@ -1,0 +1,101 @@
+# Neural Networks, Tested: every command a reader or CI needs.
+#   make book       build the HTML book (creates .venv on first use)
+#   make test       everything CI checks: lint, pairing, unit tests + nbval, strict book build
+#   make notebooks  regenerate book/*.ipynb from nbsrc/*.py and execute them in place
+#                   (one chapter: make notebooks CHAPTERS=01_perceptron)
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CHAPTERS ?= $(basename $(notdir $(wildcard nbsrc/*.py)))
+BOOK_HTML := _build/html/index.html
+PORT ?= 8000
+
+.PHONY: help setup book serve test lint check-pairing unit build notebooks bench clean
+
+help:
+	@echo "make book | serve | test | notebooks | bench | setup | clean  (see README.md)"
+
+## setup: create .venv and install the pinned environment; a no-op once done
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -e .
+	@touch $@
+
+## book: build the HTML book from the committed, executed notebooks
+book: setup
+	$(BIN)/jupyter-book build . -W -n --keep-going
+	@echo "The book is at $(CURDIR)/$(BOOK_HTML)"
+
+serve: book
+	@echo "Serving on http://localhost:$(PORT)/ (Ctrl-C stops)"
+	$(BIN)/python -m http.server $(PORT) --bind 127.0.0.1 --directory _build/html
+
+## test: what CI runs; stops at the first red step
+test: setup
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory check-pairing
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory build
+	@echo "make test: all checks passed"
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Every book/NAME.ipynb must be what `jupytext --update` makes of nbsrc/NAME.py. File times
+# cannot tell (a git clone scrambles them), so regenerate and compare; the committed notebook
+# is restored afterwards, so local edits are never lost.
+check-pairing: setup
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; status=0; \
+	for src in nbsrc/*.py; do \
+	  name=$$(basename "$$src" .py); nb="book/$$name.ipynb"; \
+	  if [ ! -f "$$nb" ]; then echo "PAIRING: $$nb is missing: run make notebooks"; status=1; continue; fi; \
+	  cp "$$nb" "$$tmp/$$name.ipynb"; \
+	  $(BIN)/jupytext -q --to ipynb --update -o "$$nb" "$$src"; \
+	  if ! cmp -s "$$nb" "$$tmp/$$name.ipynb"; then \
+	    echo "PAIRING: $$nb is out of date with $$src: run make notebooks and commit both"; \
+	    diff -u "$$tmp/$$name.ipynb" "$$nb" | head -n 30 || true; status=1; \
+	  fi; \
+	  cp "$$tmp/$$name.ipynb" "$$nb"; \
+	done; \
+	for nb in book/*.ipynb; do \
+	  [ -f "nbsrc/$$(basename "$$nb" .ipynb).py" ] || { echo "PAIRING: $$nb has no source in nbsrc/"; status=1; }; \
+	done; \
+	[ $$status -eq 0 ] && echo "pairing: every book/*.ipynb matches its nbsrc/*.py"; exit $$status
+
+## unit: unit tests and strict nbval over every chapter, in one pytest run
+unit: setup
+	$(BIN)/pytest -n 2 --dist loadfile --nbval --nbval-sanitize-with nbval.cfg tests book
+
+build: setup
+	$(BIN)/jupyter-book build . -W -n --keep-going
+
+## notebooks: regenerate from nbsrc/ and execute in place (keeps ids, no timestamps)
+notebooks: setup
+	@log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
+	for name in $(CHAPTERS); do \
+	  src="nbsrc/$$name.py"; nb="book/$$name.ipynb"; \
+	  if [ -f "$$nb" ]; then update=--update; else update=; fi; \
+	  $(BIN)/jupytext -q --to ipynb $$update -o "$$nb" "$$src"; \
+	  start=$$(date +%s%N); \
+	  if ! $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	      --ExecutePreprocessor.record_timing=False "$$nb" 2>"$$log"; then \
+	    cat "$$log"; echo "FAILED: $$nb"; exit 1; \
+	  fi; \
+	  echo "$$nb executed in $$(( ($$(date +%s%N) - start) / 1000000 )) ms"; \
+	done
+
+## bench: speed ratios against PyTorch, measured in the same run
+bench: setup
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf _build .jupyter_cache .pytest_cache .ruff_cache
+	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +
