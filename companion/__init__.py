@@ -21,17 +21,21 @@ from .backprop import (
     relative_error,
 )
 from .data import load_digits_tensors, make_seed_dataset, make_separable, train_val_loaders
+from .models import NeuralNetwork
 from .perceptron import Perceptron
 from .plotting import plot_decision_regions
+from .training import Trainer, plot_history
 from .utils import get_device, seed_everything
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "NeuralNetwork",
     "NumpyMLP",
     "autograd_gradients",
     "make_separable",
     "Perceptron",
+    "Trainer",
     "get_device",
     "gradient_check",
     "heaviside",
@@ -39,6 +43,7 @@ __all__ = [
     "make_seed_dataset",
     "numerical_gradient",
     "plot_decision_regions",
+    "plot_history",
     "relative_error",
     "relu",
     "relu_grad",
