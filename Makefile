@@ -14,6 +14,9 @@ STAMP := $(VENV)/.installed
 CHAPTERS ?= $(basename $(notdir $(wildcard nbsrc/*.py)))
 BOOK_HTML := _build/html/index.html
 PORT ?= 8000
+# One BLAS/OpenMP thread per process: the small models of the book run faster that way, two
+# pytest workers do not fight over two cores, and printed numbers do not depend on the core count.
+DETERMINISTIC_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 
 .PHONY: help setup book serve test lint check-pairing unit build notebooks bench clean
 
@@ -72,7 +75,7 @@ check-pairing: setup
 
 ## unit: unit tests and strict nbval over every chapter, in one pytest run
 unit: setup
-	$(BIN)/pytest -n 2 --dist loadfile --nbval --nbval-sanitize-with nbval.cfg tests book
+	$(DETERMINISTIC_ENV) $(BIN)/pytest -n 2 --dist loadfile --nbval --nbval-sanitize-with nbval.cfg tests book
 
 build: setup
 	$(BIN)/jupyter-book build . -W -n --keep-going
@@ -85,7 +88,7 @@ notebooks: setup
 	  if [ -f "$$nb" ]; then update=--update; else update=; fi; \
 	  $(BIN)/jupytext -q --to ipynb $$update -o "$$nb" "$$src"; \
 	  start=$$(date +%s%N); \
-	  if ! $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	  if ! $(DETERMINISTIC_ENV) $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	      --ExecutePreprocessor.record_timing=False "$$nb" 2>"$$log"; then \
 	    cat "$$log"; echo "FAILED: $$nb"; exit 1; \
 	  fi; \

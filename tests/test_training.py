@@ -220,3 +220,19 @@ def test_plot_history_draws_three_panels(data):
     ]
     with pytest.raises(ValueError, match="train_loss"):
         plot_history({"val_loss": [1.0]})
+
+
+def test_original_steplr_recipe_stalls(data):
+    """Pitfall: StepLR(10, 0.1) over 50 epochs leaves lr <= 1e-5 from epoch 21 on."""
+    seed_everything(0)
+    model = NeuralNetwork(10, [64, 32], 3, dropout_rate=0.2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.StepLR(optimizer, step_size=10, gamma=0.1)
+    train, val = train_val_loaders(*data, batch_size=32, seed=0)
+    history = Trainer(model, device="cpu").fit(
+        train, val, 50, optimizer=optimizer, scheduler=sched, progress=False
+    )
+    assert max(history["lr"][20:]) == pytest.approx(1e-5)
+    assert history["val_acc"][-1] < 0.96
+    assert abs(history["val_acc"][-1] - history["val_acc"][19]) <= 0.01
+    assert max(history["train_acc"][20:]) - min(history["train_acc"][20:]) < 0.05
