@@ -136,7 +136,7 @@ history = original.fit(
 )
 print(f"validation accuracy after 20 epochs: {history['val_acc'][19]:.1%}")
 print(f"validation accuracy after 50 epochs: {history['val_acc'][-1]:.1%}")
-print("learning rate in epochs 1, 11, 21, 31, 41:", [f"{history['lr'][e]:.0e}" for e in range(0, 50, 10)])
+print("learning rate in epochs 1, 11, 21, 31, 41:", [f"{lr:.0e}" for lr in history["lr"][::10]])
 
 # %%
 fig = plot_history(history)
@@ -186,9 +186,12 @@ print(
     f"validation accuracy {better.history['val_acc'][-1]:.1%} (original recipe {orig_val_acc:.1%})"
 )
 
-# %% tags=["nbval-ignore-output"]
-print(f"training took {seconds:.1f} s on this machine")
-assert seconds <= 10
+# %% [markdown]
+# The 100 epochs take about two seconds on a laptop CPU. Wall-clock times vary from run to run,
+# so the book does not print them; it asserts the bound instead:
+
+# %%
+assert seconds <= 10, f"training took {seconds:.1f} s"
 
 # %%
 fig = plot_history(better.history)
