@@ -22,14 +22,20 @@ from .backprop import (
 )
 from .data import load_digits_tensors, make_seed_dataset, make_separable, train_val_loaders
 from .models import NeuralNetwork
+from .optim import SGD, Adam
 from .perceptron import Perceptron
 from .plotting import plot_decision_regions
+from .schedules import CosineAnnealingWarmRestarts, NoamLR
 from .training import Trainer, plot_history
 from .utils import get_device, seed_everything
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "SGD",
+    "Adam",
+    "CosineAnnealingWarmRestarts",
+    "NoamLR",
     "NeuralNetwork",
     "NumpyMLP",
     "autograd_gradients",

@@ -126,3 +126,20 @@ def nonnegative_int(value, name: str) -> int:
     if value < 0:
         raise ValueError(f"{name} must be an int >= 0; got {value}")
     return int(value)
+
+
+def finite_float(value, name: str) -> float:
+    """Return ``value`` as a float if it is a finite real number (bools rejected)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; got {type(value).__name__}")
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite; got {value}")
+    return float(value)
+
+
+def nonnegative_float(value, name: str) -> float:
+    """Return ``value`` as a float if it is a finite real number >= 0 (bools rejected)."""
+    value = finite_float(value, name)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0; got {value}")
+    return value
