@@ -2,7 +2,7 @@ r"""Stochastic gradient descent and Adam, written from their update equations (c
 
 Both optimisers subclass :class:`torch.optim.Optimizer`, so they plug into any PyTorch training
 loop, learning-rate scheduler or checkpoint: ``zero_grad``, ``param_groups``, ``state_dict`` and
-``load_state_dict`` are inherited. Only :meth:`step` is ours: one loop over the parameters, a few
+``load_state_dict`` are inherited. Only ``step`` is ours: one loop over the parameters, a few
 in-place tensor operations per parameter, each one line of the algorithm in the class docstring.
 They reproduce :class:`torch.optim.SGD` and :class:`torch.optim.Adam` (default options) exactly,
 operation for operation, so a float64 run of either agrees with PyTorch's to the last few bits.

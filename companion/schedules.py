@@ -4,7 +4,7 @@ Both are :class:`torch.optim.lr_scheduler.LRScheduler` subclasses and follow its
 scheduler sets every parameter group's ``lr`` when it is constructed (the rate of the first
 optimiser step) and again at each ``scheduler.step()``, which is called *after*
 ``optimizer.step()``. After :math:`k` calls of ``scheduler.step()`` the attribute ``last_epoch``
-is :math:`k`. Each schedule is a closed-form function of ``last_epoch``, so :meth:`get_lr` can be
+is :math:`k`. Each schedule is a closed-form function of ``last_epoch``, so ``get_lr()`` can be
 called at any time and ``state_dict`` / ``load_state_dict`` resume a schedule exactly.
 """
 
