@@ -80,7 +80,8 @@ unit: setup
 build: setup
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
-## notebooks: regenerate from nbsrc/ and execute in place (keeps ids, no timestamps)
+## notebooks: regenerate from nbsrc/, execute in place (keeps ids, no timestamps), then merge
+## each cell's consecutive stdout chunks (their split depends on timing) so re-runs are byte-identical
 notebooks: setup
 	@log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
 	for name in $(CHAPTERS); do \
@@ -92,6 +93,8 @@ notebooks: setup
 	      --ExecutePreprocessor.record_timing=False "$$nb" 2>"$$log"; then \
 	    cat "$$log"; echo "FAILED: $$nb"; exit 1; \
 	  fi; \
+	  $(BIN)/jupyter nbconvert --to notebook --inplace --coalesce-streams "$$nb" 2>"$$log" \
+	    || { cat "$$log"; exit 1; }; \
 	  echo "$$nb executed in $$(( ($$(date +%s%N) - start) / 1000000 )) ms"; \
 	done
 

@@ -22,7 +22,7 @@ from .backprop import (
 )
 from .data import load_digits_tensors, make_seed_dataset, make_separable, train_val_loaders
 from .models import NeuralNetwork
-from .optim import SGD, Adam
+from .optim import SGD, Adam, optimization_path, quadratic, rosenbrock
 from .perceptron import Perceptron
 from .plotting import plot_decision_regions
 from .schedules import CosineAnnealingWarmRestarts, NoamLR
@@ -48,11 +48,14 @@ __all__ = [
     "load_digits_tensors",
     "make_seed_dataset",
     "numerical_gradient",
+    "optimization_path",
     "plot_decision_regions",
     "plot_history",
+    "quadratic",
     "relative_error",
     "relu",
     "relu_grad",
+    "rosenbrock",
     "seed_everything",
     "sigmoid",
     "sigmoid_grad",

@@ -16,7 +16,7 @@ import torch
 
 from . import _validate
 
-__all__ = ["SGD", "Adam"]
+__all__ = ["SGD", "Adam", "optimization_path", "quadratic", "rosenbrock"]
 
 
 def _betas(betas) -> tuple[float, float]:
@@ -301,3 +301,97 @@ def _check_adam_hyperparameters(hp: dict) -> None:
     _validate.nonnegative_float(hp["weight_decay"], "weight_decay")
     if not isinstance(hp["amsgrad"], bool):
         raise TypeError(f"amsgrad must be True or False; got {type(hp['amsgrad']).__name__}")
+
+
+def quadratic(p, condition: float = 100.0):
+    r"""An ill-conditioned bowl, :math:`f(x, y) = \tfrac12 (x^2 + \kappa y^2)`.
+
+    Its Hessian is :math:`\operatorname{diag}(1, \kappa)`: the curvature along :math:`y` is
+    :math:`\kappa` times that along :math:`x`. Gradient descent is stable only for
+    :math:`\eta < 2/\kappa`, and at such a step it shrinks :math:`x` by only a factor
+    :math:`(1 - \eta)` per step.
+
+    Parameters
+    ----------
+    p : torch.Tensor or ndarray of shape (2, ...)
+        The point(s) :math:`(x, y)`; extra dimensions evaluate a grid.
+    condition : float, default 100
+        The condition number :math:`\kappa \ge 1`.
+
+    Returns
+    -------
+    torch.Tensor or ndarray
+        :math:`f(x, y)`, shape ``p.shape[1:]``.
+    """
+    return 0.5 * (p[0] ** 2 + condition * p[1] ** 2)
+
+
+def rosenbrock(p, a: float = 1.0, b: float = 100.0):
+    r"""Rosenbrock's banana valley, :math:`f(x, y) = (a - x)^2 + b\,(y - x^2)^2`.
+
+    The minimum :math:`f = 0` lies at :math:`(a, a^2)` at the bottom of a long, curved, flat
+    valley with steep walls: easy to fall into, slow to follow.
+
+    Parameters
+    ----------
+    p : torch.Tensor or ndarray of shape (2, ...)
+        The point(s) :math:`(x, y)`; extra dimensions evaluate a grid.
+    a, b : float, default 1 and 100
+
+    Returns
+    -------
+    torch.Tensor or ndarray
+        :math:`f(x, y)`, shape ``p.shape[1:]``.
+    """
+    return (a - p[0]) ** 2 + b * (p[1] - p[0] ** 2) ** 2
+
+
+def optimization_path(f, start, make_optimizer, steps: int):
+    r"""Minimise ``f`` from ``start`` with an optimiser; return every iterate.
+
+    Runs :math:`\theta_{t} = \operatorname{step}(\theta_{t-1}, \nabla f(\theta_{t-1}))` for
+    :math:`t = 1 \dots` ``steps`` in float64, with gradients from autograd.
+
+    Parameters
+    ----------
+    f : callable
+        Maps a 1-D float64 tensor :math:`\theta` to a scalar tensor.
+    start : array_like of shape (d,)
+        :math:`\theta_0`.
+    make_optimizer : callable
+        Builds the optimiser from a list of parameters, e.g. ``lambda p: Adam(p, lr=0.1)``.
+    steps : int
+        Number of optimiser steps.
+
+    Returns
+    -------
+    ndarray of shape (steps + 1, d)
+        :math:`\theta_0, \dots, \theta_\text{steps}`. Iterates of a diverging run become
+        inf or NaN; they are returned as they are.
+
+    Raises
+    ------
+    TypeError
+        If ``f`` or ``make_optimizer`` is not callable, or ``make_optimizer`` does not return a
+        :class:`torch.optim.Optimizer`.
+    ValueError
+        If ``start`` is not a finite 1-D array or ``steps`` is not a positive int.
+    """
+    if not callable(f) or not callable(make_optimizer):
+        raise TypeError("f and make_optimizer must be callable")
+    start = _validate.float_array(start, "start")
+    if start.ndim != 1 or start.size == 0:
+        raise ValueError(f"start must be a 1-D point; got shape {start.shape}")
+    _validate.finite(start, "start")
+    steps = _validate.positive_int(steps, "steps")
+    theta = torch.tensor(start, dtype=torch.float64, requires_grad=True)
+    optimizer = make_optimizer([theta])
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"make_optimizer must return a torch.optim.Optimizer; got {optimizer!r}")
+    path = [theta.detach().clone()]
+    for _ in range(steps):
+        optimizer.zero_grad()
+        f(theta).backward()
+        optimizer.step()
+        path.append(theta.detach().clone())
+    return torch.stack(path).numpy()

@@ -363,5 +363,5 @@ assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
 #   slows it, early stopping undoes it by restoring the best epoch.
 # - A checkpoint that saves every random state resumes a run bit for bit.
 #
-# Chapter 4 opens the optimiser and the schedule: Adam and SGD from their
+# {ref}`Chapter 4 <ch-optimisers>` opens the optimiser and the schedule: Adam and SGD from their
 # equations, and the warm-up schedules Transformers need.

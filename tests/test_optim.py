@@ -1,12 +1,13 @@
 import copy
 import io
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from companion.optim import SGD, Adam
+from companion.optim import SGD, Adam, optimization_path, quadratic, rosenbrock
 
 SGD_SETTINGS = {
     "plain": {"lr": 0.1},
@@ -248,3 +249,22 @@ def test_a_param_group_with_a_bad_learning_rate_is_refused(optimizer):
     groups = [{"params": [nn.Parameter(torch.zeros(3))], "lr": -0.5}]
     with pytest.raises(ValueError, match="^lr"):
         optimizer(groups, lr=0.1)
+
+
+def test_optimization_path_of_gradient_descent_on_a_bowl_is_geometric():
+    # f = (x^2 + 4 y^2) / 2: one SGD step multiplies x by (1 - lr) and y by (1 - 4 lr).
+    path = optimization_path(lambda p: quadratic(p, 4.0), [2.0, 1.0], lambda p: SGD(p, lr=0.1), 20)
+    t = np.arange(21)
+    np.testing.assert_allclose(path[:, 0], 2.0 * 0.9**t, rtol=1e-12)
+    np.testing.assert_allclose(path[:, 1], 1.0 * 0.6**t, rtol=1e-12)
+
+
+def test_rosenbrock_minimum_and_path_errors():
+    assert rosenbrock(np.array([1.0, 1.0])) == 0.0
+    assert rosenbrock(np.array([0.0, 0.0])) == 1.0
+    with pytest.raises(ValueError, match="start must be a 1-D point"):
+        optimization_path(rosenbrock, [[0.0, 0.0]], lambda p: SGD(p, lr=0.1), 5)
+    with pytest.raises(ValueError, match="steps"):
+        optimization_path(rosenbrock, [0.0, 0.0], lambda p: SGD(p, lr=0.1), 0)
+    with pytest.raises(TypeError, match="make_optimizer must return"):
+        optimization_path(rosenbrock, [0.0, 0.0], lambda p: p, 5)
