@@ -418,7 +418,9 @@ class Trainer:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"no checkpoint at {path}")
-        state = torch.load(path, map_location=self.device, weights_only=True)
+        # On the CPU: RNG states must stay CPU tensors; load_state_dict moves weights and optimizer
+        # state to the model's device.
+        state = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
             raise ValueError(f"{path} is not a companion.Trainer checkpoint (format 1)")
         try:

@@ -53,8 +53,12 @@ def test_default_optimizer_is_adam_1e_3(data):
     assert trainer.device == torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("own_generator", [True, False], ids=["loader-generator", "global-rng"])
-def test_resume_reproduces_uninterrupted_run(data, tmp_path, own_generator):
+def test_resume_reproduces_uninterrupted_run(data, tmp_path, own_generator, device):
     def loaders():
         if own_generator:
             return train_val_loaders(*data, batch_size=32, seed=0)
@@ -66,19 +70,19 @@ def test_resume_reproduces_uninterrupted_run(data, tmp_path, own_generator):
 
     model, optimizer, sched, _, _ = make_run(data)
     train, val = loaders()
-    straight = Trainer(model, device="cpu")
+    straight = Trainer(model, device=device)
     straight.fit(train, val, epochs=4, optimizer=optimizer, scheduler=sched, progress=False)
 
     model, optimizer, sched, _, _ = make_run(data)
     train, val = loaders()
-    first = Trainer(model, device="cpu")
+    first = Trainer(model, device=device)
     first.fit(train, val, epochs=2, optimizer=optimizer, scheduler=sched, progress=False)
     first.save_checkpoint(tmp_path / "run.pt")
 
     seed_everything(123)  # the fresh process starts from other random states
     model, optimizer, sched, _, _ = make_run(data, seed=99)
     train, val = loaders()
-    resumed = Trainer(model, device="cpu")
+    resumed = Trainer(model, device=device)
     resumed.load_checkpoint(tmp_path / "run.pt", optimizer=optimizer, scheduler=sched)
     assert resumed.epoch == 2
     resumed.fit(train, val, epochs=2, progress=False)
@@ -236,3 +240,9 @@ def test_original_steplr_recipe_stalls(data):
     assert history["val_acc"][-1] < 0.96
     assert abs(history["val_acc"][-1] - history["val_acc"][19]) <= 0.01
     assert max(history["train_acc"][20:]) - min(history["train_acc"][20:]) < 0.05
+
+
+def test_progress_bar_reports_on_stderr(data, capsys):
+    model, optimizer, _, train, val = make_run(data, scheduler=False)
+    Trainer(model, device="cpu").fit(train, val, 2, optimizer=optimizer, progress=True)
+    assert "epochs" in capsys.readouterr().err
