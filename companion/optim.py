@@ -44,7 +44,32 @@ def _dense_grad(param: torch.Tensor, optimizer: str) -> torch.Tensor:
     return grad
 
 
-class SGD(torch.optim.Optimizer):
+class _Optimizer(torch.optim.Optimizer):
+    """What SGD and Adam share: hyper-parameter checks for every group, and the closure."""
+
+    @staticmethod
+    def _check_hyperparameters(hp: dict) -> None:
+        raise NotImplementedError
+
+    def __init__(self, params, defaults: dict):
+        self._check_hyperparameters(defaults)
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group):
+        """Add a parameter group, checking the hyper-parameters it overrides."""
+        self._check_hyperparameters({**self.defaults, **param_group})
+        super().add_param_group(param_group)
+
+    @staticmethod
+    def _evaluate(closure):
+        """The loss from ``closure()``, computed with gradients enabled (None without one)."""
+        if closure is None:
+            return None
+        with torch.enable_grad():
+            return closure()
+
+
+class SGD(_Optimizer):
     r"""Stochastic gradient descent, optionally with (Nesterov) momentum and L2 weight decay.
 
     .. math::
@@ -105,13 +130,11 @@ class SGD(torch.optim.Optimizer):
             "nesterov": nesterov,
             "weight_decay": weight_decay,
         }
-        _check_sgd_hyperparameters(defaults)
         super().__init__(params, defaults)
 
-    def add_param_group(self, param_group):
-        """Add a parameter group, checking the hyper-parameters it overrides."""
-        _check_sgd_hyperparameters({**self.defaults, **param_group})
-        super().add_param_group(param_group)
+    @staticmethod
+    def _check_hyperparameters(hp: dict) -> None:
+        _check_sgd_hyperparameters(hp)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -122,11 +145,7 @@ class SGD(torch.optim.Optimizer):
         closure : callable, optional
             Re-evaluates the model and returns the loss; called with gradients enabled.
         """
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-
+        loss = self._evaluate(closure)
         for group in self.param_groups:
             lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
             for p in group["params"]:
@@ -148,6 +167,7 @@ class SGD(torch.optim.Optimizer):
 
 
 def _check_sgd_hyperparameters(hp: dict) -> None:
+    """lr, momentum, weight_decay >= 0; nesterov a bool that needs momentum > 0."""
     _validate.nonnegative_float(hp["lr"], "lr")
     momentum = _validate.nonnegative_float(hp["momentum"], "momentum")
     _validate.nonnegative_float(hp["weight_decay"], "weight_decay")
@@ -157,7 +177,7 @@ def _check_sgd_hyperparameters(hp: dict) -> None:
         raise ValueError("nesterov=True needs momentum > 0; got momentum=0")
 
 
-class Adam(torch.optim.Optimizer):
+class Adam(_Optimizer):
     r"""Adam (Kingma & Ba, 2015): momentum on the gradient, step sizes from its running square.
 
     .. math::
@@ -231,13 +251,11 @@ class Adam(torch.optim.Optimizer):
             "weight_decay": weight_decay,
             "amsgrad": amsgrad,
         }
-        _check_adam_hyperparameters(defaults)
         super().__init__(params, defaults)
 
-    def add_param_group(self, param_group):
-        """Add a parameter group, checking the hyper-parameters it overrides."""
-        _check_adam_hyperparameters({**self.defaults, **param_group})
-        super().add_param_group(param_group)
+    @staticmethod
+    def _check_hyperparameters(hp: dict) -> None:
+        _check_adam_hyperparameters(hp)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -248,11 +266,7 @@ class Adam(torch.optim.Optimizer):
         closure : callable, optional
             Re-evaluates the model and returns the loss; called with gradients enabled.
         """
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-
+        loss = self._evaluate(closure)
         for group in self.param_groups:
             lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
             beta1, beta2 = group["betas"]
@@ -295,6 +309,7 @@ class Adam(torch.optim.Optimizer):
 
 
 def _check_adam_hyperparameters(hp: dict) -> None:
+    """lr, eps, weight_decay >= 0; betas in [0, 1); amsgrad a bool."""
     _validate.nonnegative_float(hp["lr"], "lr")
     _betas(hp["betas"])
     _validate.nonnegative_float(hp["eps"], "eps")
