@@ -12,7 +12,13 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from . import _validate
 
-__all__ = ["make_separable", "make_seed_dataset", "train_val_loaders", "load_digits_tensors"]
+__all__ = [
+    "make_separable",
+    "make_seed_dataset",
+    "train_val_loaders",
+    "load_digits_tensors",
+    "make_reversal_task",
+]
 
 
 def make_separable(n_samples: int = 100, margin: float = 0.3, seed: int = 0):
@@ -171,3 +177,41 @@ def load_digits_tensors():
     digits = load_digits()
     X = torch.tensor(digits.images / 16.0, dtype=torch.float32).unsqueeze(1)
     return X, torch.tensor(digits.target, dtype=torch.int64)
+
+
+def make_reversal_task(n: int, seq_len: int = 8, vocab: int = 10, seed: int = 0):
+    r"""Random token sequences and their reversals: the Transformer chapter's task.
+
+    Each source is :math:`(x_1, \dots, x_L)` with tokens drawn uniformly from
+    :math:`\{0, \dots, V - 1\}`; its target is :math:`(x_L, \dots, x_1)`. Output position
+    :math:`i` must copy input position :math:`L + 1 - i`, so a model can only solve the task if it
+    knows where each token is: without positional information, self-attention treats the input
+    as a set.
+
+    Parameters
+    ----------
+    n : int
+        Number of sequences.
+    seq_len : int, default 8
+        Length :math:`L \ge 2`.
+    vocab : int, default 10
+        Number of distinct tokens :math:`V \ge 2`.
+    seed : int, default 0
+
+    Returns
+    -------
+    source, target : torch.Tensor of int64, shape (n, seq_len)
+
+    Raises
+    ------
+    ValueError
+        If a size is not positive, or ``seq_len`` or ``vocab`` is below 2.
+    """
+    n = _validate.positive_int(n, "n")
+    seq_len = _validate.positive_int(seq_len, "seq_len")
+    vocab = _validate.positive_int(vocab, "vocab")
+    if seq_len < 2 or vocab < 2:
+        raise ValueError(f"seq_len and vocab must be at least 2; got {seq_len} and {vocab}")
+    generator = torch.Generator().manual_seed(_validate.nonnegative_int(seed, "seed"))
+    source = torch.randint(0, vocab, (n, seq_len), generator=generator)
+    return source, source.flip(1)

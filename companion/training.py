@@ -37,7 +37,9 @@ class Trainer:
     Parameters
     ----------
     model : torch.nn.Module
-        Maps a batch of inputs to class logits of shape ``(batch, n_classes)``.
+        Maps a batch of inputs to class logits of shape ``(batch, n_classes)``, or to per-token
+        logits ``(batch, length, n_classes)`` for labels of shape ``(batch, length)``; then loss
+        and accuracy are per token.
     device : str or torch.device, optional
         Where to train; ``None`` picks CUDA when present, else the CPU (see
         :func:`companion.utils.get_device`). The model is moved there.
@@ -102,6 +104,14 @@ class Trainer:
             ) from err
 
     @staticmethod
+    def _flatten_sequences(output, y):
+        """Per-token outputs ``(batch, length, classes)`` with labels ``(batch, length)`` become
+        ``(batch * length, classes)`` and ``(batch * length,)``: one prediction per token."""
+        if output.ndim == 3 and y.ndim == 2:
+            return output.reshape(-1, output.shape[-1]), y.reshape(-1)
+        return output, y
+
+    @staticmethod
     def _check_labels(output, y, name: str, batch_idx: int):
         if y.dtype not in (torch.int64, torch.int32, torch.uint8, torch.int16, torch.int8):
             raise ValueError(f"labels in {name} must be integer class indices; got {y.dtype}")
@@ -161,6 +171,7 @@ class Trainer:
         total_loss, correct, seen = 0.0, 0, 0
         for batch_idx, x, y in self._batches(train_loader, "train_loader"):
             output = self._forward(x, "train_loader", batch_idx)
+            output, y = self._flatten_sequences(output, y)
             self._check_labels(output, y, "train_loader", batch_idx)
             loss = self.criterion(output, y)
             if not torch.isfinite(loss):
@@ -205,6 +216,7 @@ class Trainer:
         try:
             for batch_idx, x, y in self._batches(val_loader, "val_loader"):
                 output = self._forward(x, "val_loader", batch_idx)
+                output, y = self._flatten_sequences(output, y)
                 self._check_labels(output, y, "val_loader", batch_idx)
                 total_loss += self.criterion(output, y).item() * len(y)
                 correct += (output.argmax(dim=1) == y).sum().item()

@@ -4,6 +4,7 @@ import torch
 
 from companion.data import (
     load_digits_tensors,
+    make_reversal_task,
     make_seed_dataset,
     make_separable,
     train_val_loaders,
@@ -90,3 +91,13 @@ def test_separable_data_respect_the_margin():
     assert 0 < y.mean() < 1
     with pytest.raises(ValueError, match="margin"):
         make_separable(margin=1.5)
+
+
+def test_reversal_task_targets_are_reversed_sources():
+    src, tgt = make_reversal_task(50, seq_len=6, vocab=7, seed=1)
+    assert src.shape == tgt.shape == (50, 6) and src.dtype == torch.int64
+    assert torch.equal(tgt, src.flip(1)) and int(src.max()) < 7 and int(src.min()) >= 0
+    assert torch.equal(make_reversal_task(50, 6, 7, seed=1)[0], src)
+    assert not torch.equal(make_reversal_task(50, 6, 7, seed=2)[0], src)
+    with pytest.raises(ValueError, match="seq_len and vocab"):
+        make_reversal_task(10, seq_len=1)

@@ -246,3 +246,24 @@ def test_progress_bar_reports_on_stderr(data, capsys):
     model, optimizer, _, train, val = make_run(data, scheduler=False)
     Trainer(model, device="cpu").fit(train, val, 2, optimizer=optimizer, progress=True)
     assert "epochs" in capsys.readouterr().err
+
+
+def test_per_token_outputs_are_scored_per_token():
+    class Echo(nn.Module):  # predicts every token from itself: a lookup table
+        def __init__(self):
+            super().__init__()
+            self.table = nn.Embedding(5, 5)
+
+        def forward(self, x):
+            return self.table(x)
+
+    seed_everything(0)
+    tokens = torch.randint(0, 5, (64, 7))
+    loader = DataLoader(TensorDataset(tokens, tokens), batch_size=16)
+    trainer = Trainer(Echo(), device="cpu")
+    trainer.fit(loader, loader, 30, optimizer=torch.optim.Adam(trainer.model.parameters(), 0.1),
+                progress=False)  # fmt: skip
+    assert trainer.history["val_acc"][-1] == 1.0
+    bad = DataLoader(TensorDataset(tokens, tokens + 5), batch_size=16)
+    with pytest.raises(ValueError, match="must be in 0..4"):
+        trainer.validate(bad)
