@@ -20,8 +20,17 @@ from .backprop import (
     numerical_gradient,
     relative_error,
 )
-from .data import load_digits_tensors, make_seed_dataset, make_separable, train_val_loaders
-from .models import NeuralNetwork
+from .convolution import conv2d, conv_output_size
+from .data import (
+    SHAPE_NAMES,
+    load_digits_tensors,
+    make_reversal_task,
+    make_seed_dataset,
+    make_separable,
+    make_shapes,
+    train_val_loaders,
+)
+from .models import ConvolutionalNN, NeuralNetwork, train_shapes_cnn
 from .optim import SGD, Adam, optimization_path, quadratic, rosenbrock
 from .perceptron import Perceptron
 from .plotting import plot_decision_regions
@@ -32,6 +41,13 @@ from .utils import get_device, seed_everything
 __version__ = "0.1.0"
 
 __all__ = [
+    "SHAPE_NAMES",
+    "ConvolutionalNN",
+    "conv2d",
+    "conv_output_size",
+    "make_reversal_task",
+    "make_shapes",
+    "train_shapes_cnn",
     "SGD",
     "Adam",
     "CosineAnnealingWarmRestarts",

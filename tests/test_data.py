@@ -7,6 +7,7 @@ from companion.data import (
     make_reversal_task,
     make_seed_dataset,
     make_separable,
+    make_shapes,
     train_val_loaders,
 )
 
@@ -101,3 +102,34 @@ def test_reversal_task_targets_are_reversed_sources():
     assert not torch.equal(make_reversal_task(50, 6, 7, seed=2)[0], src)
     with pytest.raises(ValueError, match="seq_len and vocab"):
         make_reversal_task(10, seq_len=1)
+
+
+def test_shapes_have_tight_boxes_inside_the_image():
+    images, labels, boxes = make_shapes(200, size=24, seed=3, noise=0.0)
+    assert images.shape == (200, 1, 24, 24) and labels.shape == (200,) and boxes.shape == (200, 4)
+    assert set(labels.tolist()) == {0, 1, 2}
+    for img, box in zip(images[:, 0], boxes, strict=True):
+        r0, c0, r1, c1 = box.tolist()
+        assert 0 <= r0 <= r1 < 24 and 0 <= c0 <= c1 < 24
+        on = img > 0.5  # noise-free: exactly the shape's pixels
+        rows, cols = torch.nonzero(on, as_tuple=True)
+        assert (rows.min(), cols.min(), rows.max(), cols.max()) == (r0, c0, r1, c1)
+        assert r1 - r0 + 1 >= 24 // 4 - 1
+
+
+def test_shape_classes_differ_in_fill_fraction():
+    images, labels, boxes = make_shapes(300, size=32, seed=0, noise=0.0)
+    fill = []
+    for img, box in zip(images[:, 0], boxes, strict=True):
+        r0, c0, r1, c1 = box.tolist()
+        fill.append((img[r0 : r1 + 1, c0 : c1 + 1] > 0.5).float().mean().item())
+    fill = torch.tensor(fill)
+    square, circle, triangle = (fill[labels == k].mean().item() for k in range(3))
+    assert square > 0.95 and 0.7 < circle < 0.85 and 0.4 < triangle < 0.6  # 1, pi/4, 1/2
+
+
+def test_make_shapes_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="size must be at least 8"):
+        make_shapes(10, size=6)
+    with pytest.raises(ValueError, match="noise"):
+        make_shapes(10, noise=-1.0)
