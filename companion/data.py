@@ -190,7 +190,7 @@ def make_shapes(n: int, size: int = 32, seed: int = 0, noise: float = 0.2):
     Each image is Gaussian noise, :math:`\mathcal N(0, \sigma^2)`, plus a filled shape of
     brightness in :math:`[0.6, 1]`, of side (or diameter) between a quarter and a half of the
     image, at a random position entirely inside it. The label is the shape's index in
-    :data:`SHAPE_NAMES` (0 square, 1 circle, 2 triangle); the box is the tight bounding box of
+    ``SHAPE_NAMES`` (0 square, 1 circle, 2 triangle); the box is the tight bounding box of
     the shape's pixels, the ground truth for chapter 8's pointing game.
 
     Parameters
