@@ -15,6 +15,7 @@ import torch
 
 from companion import NumpyMLP, sigmoid
 from companion.optim import SGD, Adam
+from companion.transformer import MultiHeadAttention
 
 
 def best_of(fn, repeat=7, number=None):
@@ -120,8 +121,42 @@ def bench_optimizers(sizes=(784, 1024, 256, 10)):
     ]
 
 
+def bench_attention(batch=32, length=128, d_model=256, num_heads=8):
+    """Forward + backward of our MultiHeadAttention against ``nn.MultiheadAttention``.
+
+    Self-attention on one float32 batch, same weights shape, ``sum()`` of the output as the
+    loss. With ``need_weights=True`` PyTorch runs the explicit softmax(QK^T/sqrt(d_k))V path, as
+    we always do; with ``need_weights=False`` it calls its fused ``scaled_dot_product_attention``.
+    """
+    torch.manual_seed(0)
+    ours = MultiHeadAttention(d_model, num_heads)
+    ref = torch.nn.MultiheadAttention(d_model, num_heads, batch_first=True)
+    x = torch.randn(batch, length, d_model, requires_grad=True)
+
+    def forward_backward(module, **kwargs):
+        def run():
+            module(x, x, x, **kwargs)[0].sum().backward()
+
+        return run
+
+    label = (
+        f"MultiHeadAttention fwd+bwd, batch {batch}, seq {length}, d {d_model}, {num_heads} heads"
+    )
+    pairs = [  # each pair timed back to back, so a busy machine disturbs both alike
+        ({}, "nn.MultiheadAttention(batch_first=True)"),
+        ({"need_weights": False}, "nn.MultiheadAttention(need_weights=False), fused"),
+    ]
+    rows = []
+    for kwargs, ref_label in pairs:
+        suffix = ", no weights" if kwargs else ""
+        ours_time = best_of(forward_backward(ours, **kwargs), repeat=5)
+        ref_time = best_of(forward_backward(ref, **kwargs), repeat=5)
+        rows.append((label + suffix, ours_time, ref_label, ref_time))
+    return rows
+
+
 def main():
-    rows = bench_sigmoid() + bench_backprop() + bench_optimizers()
+    rows = bench_sigmoid() + bench_backprop() + bench_optimizers() + bench_attention()
     width = max(len(r[0]) for r in rows)
     print(f"{'benchmark':<{width}}  {'ours':>10}  {'reference':>10}  {'ratio':>6}  reference")
     for label, ours, ref_label, ref in rows:

@@ -36,11 +36,27 @@ from .perceptron import Perceptron
 from .plotting import plot_decision_regions
 from .schedules import CosineAnnealingWarmRestarts, NoamLR
 from .training import Trainer, plot_history
+from .transformer import (
+    MultiHeadAttention,
+    PositionalEncoding,
+    TransformerBlock,
+    TransformerClassifier,
+    causal_mask,
+    scaled_dot_product_attention,
+    sinusoidal_encoding,
+)
 from .utils import get_device, seed_everything
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "MultiHeadAttention",
+    "PositionalEncoding",
+    "TransformerBlock",
+    "TransformerClassifier",
+    "causal_mask",
+    "scaled_dot_product_attention",
+    "sinusoidal_encoding",
     "SHAPE_NAMES",
     "ConvolutionalNN",
     "conv2d",
