@@ -13,7 +13,7 @@ import timeit
 import numpy as np
 import torch
 
-from companion import NumpyMLP, sigmoid
+from companion import NumpyMLP, conv2d, sigmoid
 from companion.optim import SGD, Adam
 from companion.transformer import MultiHeadAttention
 
@@ -155,8 +155,22 @@ def bench_attention(batch=32, length=128, d_model=256, num_heads=8):
     return rows
 
 
+def bench_conv(batch=32, channels=(16, 32), size=32, kernel=3):
+    """The chapter-5 convolution by hand (a teaching artefact: no target) against F.conv2d."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch, channels[0], size, size)).astype(np.float32)
+    w = rng.normal(size=(channels[1], channels[0], kernel, kernel)).astype(np.float32)
+    xt, wt = torch.from_numpy(x), torch.from_numpy(w)
+    ours = best_of(lambda: conv2d(x, w, padding=1), repeat=5)
+    ref = best_of(lambda: torch.nn.functional.conv2d(xt, wt, padding=1), repeat=5)
+    label = f"conv2d by hand, {batch}x{channels[0]}x{size}x{size}, {channels[1]} filters 3x3"
+    return [(label, ours, "F.conv2d (teaching code: no target)", ref)]
+
+
 def main():
-    rows = bench_sigmoid() + bench_backprop() + bench_optimizers() + bench_attention()
+    rows = (
+        bench_sigmoid() + bench_backprop() + bench_optimizers() + bench_attention() + bench_conv()
+    )
     width = max(len(r[0]) for r in rows)
     print(f"{'benchmark':<{width}}  {'ours':>10}  {'reference':>10}  {'ratio':>6}  reference")
     for label, ours, ref_label, ref in rows:

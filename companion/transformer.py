@@ -224,6 +224,54 @@ class MultiHeadAttention(nn.Module):
         self.w_v = nn.Linear(d_model, d_model)
         self.w_o = nn.Linear(d_model, d_model)
 
+    @torch.no_grad()
+    def load_torch_weights(self, reference: nn.MultiheadAttention) -> MultiHeadAttention:
+        """Copy the weights of a ``torch.nn.MultiheadAttention`` of the same size into this module.
+
+        PyTorch stacks :math:`W^Q, W^K, W^V` in one ``in_proj_weight`` of shape
+        ``(3 d_model, d_model)``; they are split into ``w_q``, ``w_k``, ``w_v``, and
+        ``out_proj`` goes to ``w_o``. Used to check that both compute the same function.
+
+        Parameters
+        ----------
+        reference : torch.nn.MultiheadAttention
+            With ``embed_dim == d_model``, the same number of heads, and biases.
+
+        Returns
+        -------
+        MultiHeadAttention
+            ``self``.
+
+        Raises
+        ------
+        ValueError
+            If the sizes differ or ``reference`` has separate q/k/v dimensions or no biases.
+        """
+        if not isinstance(reference, nn.MultiheadAttention):
+            raise TypeError(
+                f"reference must be nn.MultiheadAttention; got {type(reference).__name__}"
+            )
+        if (
+            reference.embed_dim != self.d_model
+            or reference.num_heads != self.num_heads
+            or reference.in_proj_weight is None
+            or reference.in_proj_bias is None
+        ):
+            raise ValueError(
+                "reference must have embed_dim == d_model, the same num_heads, one in_proj_weight "
+                "and biases"
+            )
+        for linear, weight, bias in zip(
+            (self.w_q, self.w_k, self.w_v),
+            reference.in_proj_weight.chunk(3),
+            reference.in_proj_bias.chunk(3),
+            strict=True,
+        ):
+            linear.weight.copy_(weight)
+            linear.bias.copy_(bias)
+        self.w_o.load_state_dict(reference.out_proj.state_dict())
+        return self
+
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, L, d_model) -> (batch, heads, L, d_k)."""
         batch, length, _ = x.shape
@@ -478,6 +526,34 @@ class TransformerBlock(nn.Module):
         self.dropout1 = nn.Dropout(dropout)
         self.dropout2 = nn.Dropout(dropout)
         self.attention_weights = None
+
+    @torch.no_grad()
+    def load_torch_weights(self, reference: nn.TransformerEncoderLayer) -> TransformerBlock:
+        """Copy the weights of a ``torch.nn.TransformerEncoderLayer`` of the same shape.
+
+        Attention as in :meth:`MultiHeadAttention.load_torch_weights`; ``linear1`` and
+        ``linear2`` go to the feed-forward network, ``norm1`` and ``norm2`` to the norms.
+
+        Parameters
+        ----------
+        reference : torch.nn.TransformerEncoderLayer
+            With the same d_model, heads and d_ff, and a ReLU activation.
+
+        Returns
+        -------
+        TransformerBlock
+            ``self``.
+        """
+        if not isinstance(reference, nn.TransformerEncoderLayer):
+            raise TypeError(
+                f"reference must be nn.TransformerEncoderLayer; got {type(reference).__name__}"
+            )
+        self.self_attn.load_torch_weights(reference.self_attn)
+        self.feed_forward[0].load_state_dict(reference.linear1.state_dict())
+        self.feed_forward[3].load_state_dict(reference.linear2.state_dict())
+        self.norm1.load_state_dict(reference.norm1.state_dict())
+        self.norm2.load_state_dict(reference.norm2.state_dict())
+        return self
 
     def _attend(self, x, mask):
         out, weights = self.self_attn(x, x, x, mask)

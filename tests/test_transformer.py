@@ -117,19 +117,10 @@ def mha_pair(d_model=16, num_heads=4, seed=0):
     torch.manual_seed(seed)
     ours = MultiHeadAttention(d_model, num_heads)
     theirs = nn.MultiheadAttention(d_model, num_heads, batch_first=True)
-    with torch.no_grad():  # in_proj_weight stacks W_q, W_k, W_v
-        for lin, w, b in zip(
-            (ours.w_q, ours.w_k, ours.w_v),
-            theirs.in_proj_weight.chunk(3),
-            theirs.in_proj_bias.chunk(3),
-            strict=True,
-        ):
-            lin.weight.copy_(w)
-            lin.bias.copy_(b + 0.1 * torch.randn_like(b))  # non-zero biases, copied back
-            b.copy_(lin.bias)
-        ours.w_o.weight.copy_(theirs.out_proj.weight)
+    with torch.no_grad():  # non-zero biases on both sides
+        theirs.in_proj_bias.normal_(0.0, 0.1)
         theirs.out_proj.bias.normal_()
-        ours.w_o.bias.copy_(theirs.out_proj.bias)
+    ours.load_torch_weights(theirs)
     return ours, theirs
 
 
@@ -227,25 +218,7 @@ def block_pair(norm_first, d_model=16, num_heads=4, d_ff=32, seed=0):
     with torch.no_grad():
         for p in theirs.parameters():  # LayerNorms start at (1, 0): make them non-trivial
             p.add_(0.1 * torch.randn_like(p))
-        attn = theirs.self_attn
-        for lin, w, b in zip(
-            (ours.self_attn.w_q, ours.self_attn.w_k, ours.self_attn.w_v),
-            attn.in_proj_weight.chunk(3),
-            attn.in_proj_bias.chunk(3),
-            strict=True,
-        ):
-            lin.weight.copy_(w)
-            lin.bias.copy_(b)
-        pairs = [
-            (ours.self_attn.w_o, attn.out_proj),
-            (ours.feed_forward[0], theirs.linear1),
-            (ours.feed_forward[3], theirs.linear2),
-            (ours.norm1, theirs.norm1),
-            (ours.norm2, theirs.norm2),
-        ]
-        for mine, ref in pairs:
-            mine.weight.copy_(ref.weight)
-            mine.bias.copy_(ref.bias)
+    ours.load_torch_weights(theirs)
     return ours, theirs
 
 
