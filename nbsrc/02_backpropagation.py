@@ -60,8 +60,12 @@ from companion import (
 # The loss is the mean **cross-entropy**, minus the log-probability given to the right class:
 #
 # $$
-# L = -\frac{1}{n} \sum_{i=1}^{n} \log p_{i, y_i}
-# \qquad\text{or, for one sigmoid output,}\qquad
+# L = -\frac{1}{n} \sum_{i=1}^{n} \log p_{i, y_i},
+# $$
+#
+# which for a single sigmoid output $a_i = P(y_i = 1)$ reads
+#
+# $$
 # L = -\frac1n \sum_{i=1}^{n} \big[y_i \log a_i + (1 - y_i) \log(1 - a_i)\big].
 # $$
 #
@@ -96,10 +100,12 @@ from companion import (
 # reverse. In matrix form, for a batch,
 #
 # $$
-# \delta^{(L)} = \tfrac1n \big(A^{(L)} - Y\big), \quad
-# \frac{\partial L}{\partial W^{(l)}} = A^{(l-1)\top} \delta^{(l)}, \quad
-# \frac{\partial L}{\partial \mathbf b^{(l)}} = \textstyle\sum_i \delta^{(l)}_i, \quad
-# \delta^{(l-1)} = \big(\delta^{(l)} W^{(l)\top}\big) \odot f'\big(Z^{(l-1)}\big).
+# \begin{aligned}
+# \delta^{(L)} &= \tfrac1n \big(A^{(L)} - Y\big), &
+# \delta^{(l-1)} &= \big(\delta^{(l)} W^{(l)\top}\big) \odot f'\big(Z^{(l-1)}\big), \\
+# \frac{\partial L}{\partial W^{(l)}} &= A^{(l-1)\top} \delta^{(l)}, &
+# \frac{\partial L}{\partial \mathbf b^{(l)}} &= \textstyle\sum_i \delta^{(l)}_i .
+# \end{aligned}
 # $$
 #
 # Then every weight takes a gradient-descent step, $w_{ij}^{(l)} \leftarrow w_{ij}^{(l)} - \eta
