@@ -30,6 +30,14 @@ from .data import (
     make_shapes,
     train_val_loaders,
 )
+from .gan import (
+    DigitsClassifier,
+    Discriminator,
+    GANTrainer,
+    Generator,
+    frechet_distance,
+    train_digits_classifier,
+)
 from .models import ConvolutionalNN, NeuralNetwork, train_shapes_cnn
 from .optim import SGD, Adam, optimization_path, quadratic, rosenbrock
 from .perceptron import Perceptron
@@ -50,6 +58,12 @@ from .utils import get_device, seed_everything
 __version__ = "0.1.0"
 
 __all__ = [
+    "DigitsClassifier",
+    "Discriminator",
+    "GANTrainer",
+    "Generator",
+    "frechet_distance",
+    "train_digits_classifier",
     "MultiHeadAttention",
     "PositionalEncoding",
     "TransformerBlock",
