@@ -41,7 +41,7 @@ from .gan import (
 from .models import ConvolutionalNN, NeuralNetwork, train_shapes_cnn
 from .optim import SGD, Adam, optimization_path, quadratic, rosenbrock
 from .perceptron import Perceptron
-from .plotting import plot_decision_regions
+from .plotting import plot_decision_regions, plot_image_grid
 from .schedules import CosineAnnealingWarmRestarts, NoamLR
 from .training import Trainer, plot_history
 from .transformer import (
@@ -96,6 +96,7 @@ __all__ = [
     "numerical_gradient",
     "optimization_path",
     "plot_decision_regions",
+    "plot_image_grid",
     "plot_history",
     "quadratic",
     "relative_error",

@@ -7,7 +7,7 @@ import numpy as np
 
 from . import _validate
 
-__all__ = ["plot_decision_regions"]
+__all__ = ["plot_decision_regions", "plot_image_grid"]
 
 
 def plot_decision_regions(predict, X, y, ax=None, resolution: int = 200, padding: float = 0.5):
@@ -58,4 +58,48 @@ def plot_decision_regions(predict, X, y, ax=None, resolution: int = 200, padding
     ax.scatter(X[:, 0], X[:, 1], c=y, cmap=cmap, norm=norm, s=14, edgecolors="k", linewidths=0.3)
     ax.set_xlabel("$x_1$")
     ax.set_ylabel("$x_2$")
+    return ax
+
+
+def plot_image_grid(images, ncols: int = 8, ax=None, value_range=(-1.0, 1.0), pad: int = 1):
+    """Tile a batch of single-channel images into one picture.
+
+    Parameters
+    ----------
+    images : torch.Tensor or ndarray of shape (n, 1, h, w) or (n, h, w)
+    ncols : int, default 8
+        Images per row; rows are added as needed.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure is made when omitted.
+    value_range : tuple of two floats, default (-1, 1)
+        The values shown as black and white (a GAN's tanh output lies in [-1, 1]).
+    pad : int, default 1
+        Pixels of background between images.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        If ``images`` is not a batch of single-channel images.
+    """
+    arr = np.asarray(images.detach().cpu() if hasattr(images, "detach") else images, dtype=float)
+    if arr.ndim == 4 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 3 or len(arr) == 0:
+        raise ValueError(f"images must have shape (n, 1, h, w) or (n, h, w); got {arr.shape}")
+    ncols = _validate.positive_int(ncols, "ncols")
+    n, h, w = arr.shape
+    nrows = -(-n // ncols)
+    canvas = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad), value_range[0])
+    for k, img in enumerate(arr):
+        r, c = divmod(k, ncols)
+        canvas[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) :][:, :w] = img
+    if ax is None:
+        _, ax = plt.subplots(figsize=(ncols * 0.6, nrows * 0.6))
+    ax.imshow(canvas, cmap="gray", vmin=value_range[0], vmax=value_range[1])
+    ax.set_xticks([])
+    ax.set_yticks([])
     return ax
