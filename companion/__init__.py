@@ -38,6 +38,17 @@ from .gan import (
     frechet_distance,
     train_digits_classifier,
 )
+from .interpret import (
+    GradCAM,
+    additivity_error,
+    completeness_error,
+    gaussian_blur,
+    integrated_gradients,
+    pointing_game,
+    randomized_copy,
+    shap_values,
+    spearman,
+)
 from .models import ConvolutionalNN, NeuralNetwork, train_shapes_cnn
 from .optim import SGD, Adam, optimization_path, quadratic, rosenbrock
 from .perceptron import Perceptron
@@ -58,6 +69,15 @@ from .utils import get_device, seed_everything
 __version__ = "0.1.0"
 
 __all__ = [
+    "GradCAM",
+    "additivity_error",
+    "completeness_error",
+    "gaussian_blur",
+    "integrated_gradients",
+    "pointing_game",
+    "randomized_copy",
+    "shap_values",
+    "spearman",
     "DigitsClassifier",
     "Discriminator",
     "GANTrainer",
