@@ -98,9 +98,10 @@ notebooks: setup
 	  echo "$$nb executed in $$(( ($$(date +%s%N) - start) / 1000000 )) ms"; \
 	done
 
-## bench: speed ratios against PyTorch, measured in the same run
+## bench: speed ratios against PyTorch, measured in the same run (one thread: stable ratios on a
+## small shared machine; run `.venv/bin/python benchmarks/run.py` for the default thread count)
 bench: setup
-	$(BIN)/python benchmarks/run.py
+	$(DETERMINISTIC_ENV) $(BIN)/python benchmarks/run.py
 
 clean:
 	rm -rf _build .jupyter_cache .pytest_cache .ruff_cache
