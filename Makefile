@@ -2,6 +2,7 @@
 #   make book       build the HTML book (creates .venv on first use)
 #   make test       everything CI checks: lint, pairing, unit tests + nbval, strict book build
 #   make notebooks  regenerate book/*.ipynb from nbsrc/*.py and execute them in place
+#   make pretrain   re-train the backbones chapter 9 ships (companion/weights/, ~1 minute)
 #                   (one chapter: make notebooks CHAPTERS=01_perceptron)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -18,10 +19,10 @@ PORT ?= 8000
 # pytest workers do not fight over two cores, and printed numbers do not depend on the core count.
 DETERMINISTIC_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 
-.PHONY: help setup book serve test lint check-pairing unit build notebooks bench clean
+.PHONY: help setup book serve test lint check-pairing unit build notebooks pretrain bench clean
 
 help:
-	@echo "make book | serve | test | notebooks | bench | setup | clean  (see README.md)"
+	@echo "make book | serve | test | notebooks | pretrain | bench | setup | clean  (see README.md)"
 
 ## setup: create .venv and install the pinned environment; a no-op once done
 setup: $(STAMP)
@@ -83,7 +84,7 @@ build: setup
 ## notebooks: regenerate from nbsrc/, execute in place (keeps ids, no timestamps), then merge
 ## each cell's consecutive stdout chunks (their split depends on timing) so re-runs are byte-identical
 notebooks: setup
-	@log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
+	@log=$$(mktemp); trap 'rm -f "$$log"' EXIT; total=0; \
 	for name in $(CHAPTERS); do \
 	  src="nbsrc/$$name.py"; nb="book/$$name.ipynb"; \
 	  if [ -f "$$nb" ]; then update=--update; else update=; fi; \
@@ -93,10 +94,17 @@ notebooks: setup
 	      --ExecutePreprocessor.record_timing=False "$$nb" 2>"$$log"; then \
 	    cat "$$log"; echo "FAILED: $$nb"; exit 1; \
 	  fi; \
+	  ms=$$(( ($$(date +%s%N) - start) / 1000000 )); total=$$(( total + ms )); \
 	  $(BIN)/jupyter nbconvert --to notebook --inplace --coalesce-streams "$$nb" 2>"$$log" \
 	    || { cat "$$log"; exit 1; }; \
-	  echo "$$nb executed in $$(( ($$(date +%s%N) - start) / 1000000 )) ms"; \
-	done
+	  echo "$$nb executed in $$ms ms (budget 45000)"; \
+	done; \
+	echo "executed in $$total ms in all (budget for the whole book: 180000)"
+
+## pretrain: re-train chapter 9's backbones into companion/weights/ and record their SHA-256 and
+## source accuracy in companion/weights/backbones.json (deterministic; commit the three files)
+pretrain: setup
+	$(DETERMINISTIC_ENV) $(BIN)/python -m companion.transfer companion/weights
 
 ## bench: speed ratios against PyTorch, measured in the same run (one thread: stable ratios on a
 ## small shared machine; run `.venv/bin/python benchmarks/run.py` for the default thread count)

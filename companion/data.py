@@ -20,6 +20,9 @@ __all__ = [
     "make_reversal_task",
     "make_shapes",
     "SHAPE_NAMES",
+    "make_glyphs",
+    "make_pasted_digits",
+    "few_shot_split",
 ]
 
 
@@ -281,3 +284,203 @@ def make_reversal_task(n: int, seq_len: int = 8, vocab: int = 10, seed: int = 0)
     generator = torch.Generator().manual_seed(_validate.nonnegative_int(seed, "seed"))
     source = torch.randint(0, vocab, (n, seq_len), generator=generator)
     return source, source.flip(1)
+
+
+def _glyph_prototypes(num_classes: int, seed: int, max_points: int = 5) -> np.ndarray:
+    """One random polyline of 3 to ``max_points`` points in :math:`[-1, 1]^2` per class.
+
+    Shorter polylines repeat their last point: the extra segments have length zero and add no ink.
+    """
+    rng = np.random.default_rng(seed)
+    prototypes = np.zeros((num_classes, max_points, 2))
+    for c in range(num_classes):
+        n_points = rng.integers(3, max_points + 1)
+        points = rng.uniform(-1.0, 1.0, size=(n_points, 2))
+        prototypes[c, :n_points] = points
+        prototypes[c, n_points:] = points[-1]
+    return prototypes
+
+
+def make_glyphs(
+    n: int,
+    num_classes: int = 100,
+    size: int = 16,
+    noise: float = 0.2,
+    seed: int = 0,
+    class_seed: int = 0,
+):
+    r"""Random-stroke glyphs: ``num_classes`` made-up characters drawn with jitter on noise.
+
+    Class :math:`c` is a polyline of 2 to 4 strokes through random points
+    :math:`\mathbf p_{c,j} \in [-1, 1]^2` (fixed by ``class_seed``). Each image draws it again
+    with its own nuisances: every point moves by :math:`\mathcal N(0, 0.08^2)`, the glyph is
+    rotated by :math:`\theta \sim U(-20°, 20°)`, scaled to a half-width of
+    :math:`s \sim U(2.8, 3.85)` pixels (about the 8×8 of scikit-learn's digits) and centred at a
+    random position inside the canvas,
+
+    .. math::
+
+        \mathbf q_j = s\, R_\theta\, (\mathbf p_{c,j} + \boldsymbol\epsilon_j) + \mathbf t.
+
+    A pixel at distance :math:`d` from the nearest stroke gets ink
+    :math:`b\, \operatorname{clip}(1 - \max(d - w/2, 0), 0, 1)`, with stroke width
+    :math:`w \sim U(0.6, 1.4)` and brightness :math:`b \sim U(0.7, 1)`, on top of Gaussian noise
+    :math:`\mathcal N(0, \sigma^2)`: the same canvas as :func:`make_pasted_digits`. Chapter 9
+    pretrains a backbone on these glyphs.
+
+    Parameters
+    ----------
+    n : int
+        Number of images.
+    num_classes : int, default 100
+        Number of glyph classes; labels are drawn uniformly from them.
+    size : int, default 16
+        Height and width in pixels, at least 12.
+    noise : float, default 0.2
+        Standard deviation :math:`\sigma` of the background noise.
+    seed : int, default 0
+        Seed of the labels, nuisances and noise.
+    class_seed : int, default 0
+        Seed of the class prototypes: the same ``class_seed`` gives the same alphabet.
+
+    Returns
+    -------
+    images : torch.Tensor of float32, shape (n, 1, size, size)
+    labels : torch.Tensor of int64, shape (n,)
+
+    Raises
+    ------
+    ValueError
+        If ``n`` or ``num_classes`` is not positive, ``size < 12`` or ``noise`` is negative.
+    """
+    n = _validate.positive_int(n, "n")
+    num_classes = _validate.positive_int(num_classes, "num_classes")
+    size = _validate.positive_int(size, "size")
+    if size < 12:
+        raise ValueError(f"size must be at least 12 pixels; got {size}")
+    noise = _validate.nonnegative_float(noise, "noise")
+    prototypes = _glyph_prototypes(num_classes, _validate.nonnegative_int(class_seed, "class_seed"))
+    rng = np.random.default_rng(_validate.nonnegative_int(seed, "seed"))
+    extent = 3.5
+    labels = rng.integers(0, num_classes, size=n)
+    points = prototypes[labels] + rng.normal(0.0, 0.08, size=(n,) + prototypes.shape[1:])
+    theta = np.radians(rng.uniform(-20.0, 20.0, size=n))
+    scale = rng.uniform(0.8, 1.1, size=n) * extent
+    centre = rng.uniform(extent + 0.5, size - extent - 0.5, size=(n, 2))
+    width = rng.uniform(0.6, 1.4, size=n)
+    brightness = rng.uniform(0.7, 1.0, size=n)
+    cos, sin = np.cos(theta), np.sin(theta)
+    rotation = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)
+    q = np.einsum("npj,nij->npi", points, rotation) * scale[:, None, None] + centre[:, None, :]
+    starts, ends = q[:, :-1], q[:, 1:]  # (n, strokes, 2)
+    rows, cols = np.mgrid[0:size, 0:size] + 0.5  # pixel centres
+    pixels = np.stack([rows.ravel(), cols.ravel()], -1)  # (size², 2)
+    images = rng.normal(0.0, noise, size=(n, size * size))
+    for lo in range(0, n, 2048):  # chunks bound the (chunk, pixels, strokes, 2) temporaries
+        a, ab = starts[lo : lo + 2048, None], (ends - starts)[lo : lo + 2048, None]
+        pa = pixels[None, :, None, :] - a
+        t = np.clip((pa * ab).sum(-1) / np.maximum((ab**2).sum(-1), 1e-12), 0.0, 1.0)
+        dist = np.sqrt(((pa - t[..., None] * ab) ** 2).sum(-1)).min(-1)  # to the nearest stroke
+        ink = np.clip(1.0 - np.maximum(dist - width[lo : lo + 2048, None] / 2, 0.0), 0.0, 1.0)
+        images[lo : lo + 2048] += brightness[lo : lo + 2048, None] * ink
+    return (
+        torch.tensor(images.reshape(n, 1, size, size), dtype=torch.float32),
+        torch.tensor(labels, dtype=torch.int64),
+    )
+
+
+def make_pasted_digits(classes=(5, 6, 7, 8, 9), size: int = 16, noise: float = 0.2, seed: int = 0):
+    r"""scikit-learn's 8×8 digits of some classes, each pasted at a random place on a noisy canvas.
+
+    Image :math:`i` is :math:`\mathcal N(0, \sigma^2)` noise of ``size``×``size`` pixels plus the
+    digit (values in :math:`[0, 1]`) added at a uniformly random offset that keeps it inside.
+    Labels are renumbered ``0 .. len(classes) - 1`` in the order of ``classes``. This is chapter
+    9's few-label target task: the position and the noise are nuisances a backbone pretrained on
+    :func:`make_glyphs` has already learned to ignore.
+
+    Parameters
+    ----------
+    classes : sequence of int, default (5, 6, 7, 8, 9)
+        Distinct digits 0–9 to keep.
+    size : int, default 16
+        Canvas height and width, at least 8.
+    noise : float, default 0.2
+        Standard deviation :math:`\sigma` of the background noise.
+    seed : int, default 0
+
+    Returns
+    -------
+    images : torch.Tensor of float32, shape (n, 1, size, size)
+        ``n`` is the number of bundled digits of those classes (896 for 5–9).
+    labels : torch.Tensor of int64, shape (n,)
+
+    Raises
+    ------
+    ValueError
+        If ``classes`` is empty, repeats a digit or holds one outside 0–9; if ``size < 8`` or
+        ``noise`` is negative.
+    """
+    classes = list(classes)
+    if not classes or len(set(classes)) != len(classes):
+        raise ValueError(f"classes must be distinct digits 0-9, at least one; got {classes}")
+    for c in classes:
+        if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c <= 9:
+            raise ValueError(f"classes must be distinct digits 0-9; got {c!r} in {classes}")
+    size = _validate.positive_int(size, "size")
+    if size < 8:
+        raise ValueError(f"size must be at least 8 pixels; got {size}")
+    noise = _validate.nonnegative_float(noise, "noise")
+    rng = np.random.default_rng(_validate.nonnegative_int(seed, "seed"))
+    X, y = load_digits_tensors()
+    keep = np.isin(y.numpy(), classes)
+    digits, labels = X[keep, 0].numpy(), y[keep].numpy()
+    images = rng.normal(0.0, noise, size=(len(digits), size, size))
+    offsets = rng.integers(0, size - 8 + 1, size=(len(digits), 2))
+    for image, digit, (r, c) in zip(images, digits, offsets, strict=True):
+        image[r : r + 8, c : c + 8] += digit
+    renumber = np.array([classes.index(d) if d in classes else -1 for d in range(10)])
+    return (
+        torch.tensor(images, dtype=torch.float32).unsqueeze(1),
+        torch.tensor(renumber[labels], dtype=torch.int64),
+    )
+
+
+def few_shot_split(labels, k: int, seed: int = 0):
+    """Indices of ``k`` random examples per class (the labelled few) and of all the others.
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (n,)
+        Class labels ``0 .. C - 1``; every class must have more than ``k`` examples.
+    k : int
+        Labelled examples per class.
+    seed : int, default 0
+
+    Returns
+    -------
+    train_idx : torch.Tensor of int64, shape (C * k,)
+        Sorted by class, then randomly within a class.
+    test_idx : torch.Tensor of int64, shape (n - C * k,)
+        Every other index, ascending.
+
+    Raises
+    ------
+    ValueError
+        If ``k`` is not positive, ``labels`` is not 1-D, or a class has ``k`` examples or fewer.
+    """
+    k = _validate.positive_int(k, "k")
+    y = np.asarray(labels)
+    if y.ndim != 1:
+        raise ValueError(f"labels must be 1-D; got shape {y.shape}")
+    rng = np.random.default_rng(_validate.nonnegative_int(seed, "seed"))
+    chosen = []
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        if len(members) <= k:
+            raise ValueError(
+                f"class {c} has {len(members)} examples; k={k} labelled per class needs more"
+            )
+        chosen.append(rng.choice(members, size=k, replace=False))
+    train_idx = np.concatenate(chosen)
+    test_idx = np.setdiff1d(np.arange(len(y)), train_idx)
+    return torch.tensor(train_idx, dtype=torch.int64), torch.tensor(test_idx, dtype=torch.int64)

@@ -13,6 +13,7 @@ gradient clipping, ``optimizer.step()``.
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from pathlib import Path
@@ -167,7 +168,7 @@ class Trainer:
         optimizer = optimizer if optimizer is not None else self.optimizer
         if optimizer is None:
             raise ValueError("train_epoch needs an optimizer (or call fit, which makes one)")
-        self.model.train()
+        self._set_train_mode()
         total_loss, correct, seen = 0.0, 0, 0
         for batch_idx, x, y in self._batches(train_loader, "train_loader"):
             output = self._forward(x, "train_loader", batch_idx)
@@ -191,6 +192,10 @@ class Trainer:
             correct += (output.argmax(dim=1) == y).sum().item()
             seen += len(y)
         return total_loss / seen, correct / seen
+
+    def _set_train_mode(self) -> None:
+        """Put the model in training mode before an epoch (subclasses may keep parts in eval)."""
+        self.model.train()
 
     @torch.no_grad()
     def validate(self, val_loader):
@@ -243,7 +248,11 @@ class Trainer:
 
         Parameters
         ----------
-        train_loader, val_loader : iterable of (inputs, labels)
+        train_loader : iterable of (inputs, labels)
+        val_loader : iterable of (inputs, labels) or None
+            Validated after every epoch. ``None`` skips validation (few-label training has no
+            data to spare): ``val_loss`` and ``val_acc`` are then recorded as NaN, and
+            ``early_stopping`` and ``ReduceLROnPlateau`` are not available.
         epochs : int
             Epochs to run in this call; the count continues from earlier calls.
         optimizer : torch.optim.Optimizer, optional
@@ -281,6 +290,19 @@ class Trainer:
             clip_grad_norm = _validate.positive_float(clip_grad_norm, "clip_grad_norm")
         if early_stopping is not None:
             early_stopping = _validate.positive_int(early_stopping, "early_stopping")
+            if val_loader is None:
+                raise ValueError("early_stopping needs a val_loader to monitor; got None")
+        new_scheduler = scheduler if scheduler is not None else self.scheduler
+        if isinstance(new_scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            if scheduler_step == "batch":
+                raise ValueError(
+                    "ReduceLROnPlateau steps on the validation loss once per epoch: use "
+                    "scheduler_step='epoch'"
+                )
+            if val_loader is None:
+                raise ValueError(
+                    "ReduceLROnPlateau steps on the validation loss: give a val_loader"
+                )
         if optimizer is not None:
             if not isinstance(optimizer, torch.optim.Optimizer):
                 raise TypeError(f"optimizer must be a torch.optim.Optimizer; got {optimizer!r}")
@@ -306,7 +328,10 @@ class Trainer:
             train_loss, train_acc = self.train_epoch(
                 train_loader, self.optimizer, batch_scheduler, scheduler_step, clip_grad_norm
             )
-            val_loss, val_acc = self.validate(val_loader)
+            if val_loader is None:
+                val_loss = val_acc = math.nan
+            else:
+                val_loss, val_acc = self.validate(val_loader)
             self.epoch += 1
             for key, value in zip(
                 _HISTORY_KEYS, (train_loss, val_loss, train_acc, val_acc, lr), strict=True

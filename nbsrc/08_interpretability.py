@@ -194,7 +194,7 @@ assert np.mean(correlations) < 0.5
 methods = ["gausslegendre", "riemann_trapezoid", "riemann_middle", "riemann_left", "riemann_right"]
 steps = [5, 10, 20, 50]
 X_val, y_val = X[800:], y[800:]
-cnn_x, cnn_y = test_images[:40], test_labels[:40]
+cnn_x, cnn_y = test_images[:20], test_labels[:20]
 cnn_blur = gaussian_blur(cnn_x, sigma=2.0)  # the image without its fine detail
 cases = [
     ("MLP, zero baseline", mlp, X_val, y_val, None),

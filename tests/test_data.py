@@ -3,7 +3,10 @@ import pytest
 import torch
 
 from companion.data import (
+    few_shot_split,
     load_digits_tensors,
+    make_glyphs,
+    make_pasted_digits,
     make_reversal_task,
     make_seed_dataset,
     make_separable,
@@ -133,3 +136,157 @@ def test_make_shapes_rejects_bad_sizes():
         make_shapes(10, size=6)
     with pytest.raises(ValueError, match="noise"):
         make_shapes(10, noise=-1.0)
+
+
+# --------------------------------------------------------------------------- glyphs
+def test_glyphs_are_float_images_with_int_labels_in_range():
+    images, labels = make_glyphs(300, num_classes=7, size=20, seed=1)
+    assert images.shape == (300, 1, 20, 20) and images.dtype == torch.float32
+    assert labels.shape == (300,) and labels.dtype == torch.int64
+    assert set(labels.tolist()) == set(range(7))  # drawn uniformly: every class shows up
+    default_images, default_labels = make_glyphs(50)
+    assert default_images.shape == (50, 1, 16, 16)
+    assert 0 <= int(default_labels.min()) and int(default_labels.max()) < 100
+
+
+def test_glyphs_are_deterministic_per_seed():
+    images, labels = make_glyphs(64, num_classes=10, seed=3)
+    again_images, again_labels = make_glyphs(64, num_classes=10, seed=3)
+    assert torch.equal(images, again_images) and torch.equal(labels, again_labels)
+    other_images, other_labels = make_glyphs(64, num_classes=10, seed=4)
+    assert not torch.equal(images, other_images) and not torch.equal(labels, other_labels)
+
+
+def class_mean_correlations(seed_a, seed_b, class_seed_b, num_classes=5, n=2000):
+    """Correlation of class c's mean image (seed_a, class_seed 0) with class c' (seed_b ...)."""
+    means = []
+    for seed, class_seed in ((seed_a, 0), (seed_b, class_seed_b)):
+        images, labels = make_glyphs(n, num_classes, noise=0.0, seed=seed, class_seed=class_seed)
+        m = torch.stack([images[labels == c].mean(0).flatten() for c in range(num_classes)])
+        m = m - m.mean(1, keepdim=True)
+        means.append(m / m.norm(dim=1, keepdim=True))
+    return means[0] @ means[1].T
+
+
+def test_glyph_alphabet_is_fixed_by_class_seed_not_by_seed():
+    # Other images of the same alphabet: each class's mean image is most like its own class.
+    same = class_mean_correlations(0, 1, class_seed_b=0)
+    assert (same.diagonal() > 0.97).all()
+    assert torch.equal(same.argmax(dim=1), torch.arange(5))
+    assert torch.equal(same.argmax(dim=0), torch.arange(5))
+    # Another class_seed draws another alphabet: class c is no longer its own best match.
+    other = class_mean_correlations(0, 1, class_seed_b=1)
+    assert not torch.equal(other.argmax(dim=1), torch.arange(5))
+    assert other.diagonal().mean() < same.diagonal().mean() - 0.05
+
+
+def test_noise_free_glyphs_are_ink_in_the_unit_interval():
+    images, _ = make_glyphs(500, num_classes=20, noise=0.0, seed=2)
+    assert images.min() == 0.0 and images.max() <= 1.0
+    flat = images.flatten(1)
+    assert (flat.amax(dim=1) >= 0.5).all()  # every image has a stroke at brightness >= 0.7
+    ink = (flat > 0).float().mean(dim=1)
+    assert (ink > 0.05).all() and (ink < 0.6).all()  # strokes, not blank nor filled canvases
+    noisy, _ = make_glyphs(500, num_classes=20, noise=0.2, seed=2)
+    background = noisy.flatten(1)[flat == 0]
+    assert background.std().item() == pytest.approx(0.2, rel=0.05)
+
+
+def test_make_glyphs_rejects_bad_arguments_naming_them():
+    for kwargs, error, message in (
+        ({"n": 0}, ValueError, "n must be a positive int"),
+        ({"n": 2.5}, TypeError, "n must be a positive int"),
+        ({"num_classes": 0}, ValueError, "num_classes"),
+        ({"size": 11}, ValueError, "size must be at least 12"),
+        ({"noise": -0.1}, ValueError, "noise"),
+        ({"seed": -1}, ValueError, "seed"),
+        ({"class_seed": -1}, ValueError, "class_seed"),
+    ):
+        with pytest.raises(error, match=message):
+            make_glyphs(**{"n": 10, **kwargs})
+
+
+# --------------------------------------------------------------------------- pasted digits
+def test_pasted_digits_keep_every_bundled_digit_of_the_classes_renumbered_in_order():
+    X, y = load_digits_tensors()
+    images, labels = make_pasted_digits()
+    assert images.shape == (896, 1, 16, 16) and images.dtype == torch.float32
+    assert labels.dtype == torch.int64
+    assert torch.bincount(labels).tolist() == [int((y == d).sum()) for d in (5, 6, 7, 8, 9)]
+    _, labels = make_pasted_digits(classes=(9, 3), size=10)
+    assert torch.bincount(labels).tolist() == [int((y == 9).sum()), int((y == 3).sum())]
+
+
+def test_noise_free_pasted_digit_is_one_bundled_digit_of_its_class_inside_the_canvas():
+    X, y = load_digits_tensors()
+    classes, size = (9, 3, 0), 14
+    bundled = [{digit.numpy().tobytes() for digit in X[y == d, 0]} for d in classes]
+    images, labels = make_pasted_digits(classes=classes, size=size, noise=0.0, seed=5)
+    assert len(images) == sum(int((y == d).sum()) for d in classes)
+    corners = set()
+    for image, label in zip(images[:, 0].numpy(), labels.tolist(), strict=True):
+        rows, cols = np.nonzero(image)
+        assert rows.max() - rows.min() < 8 and cols.max() - cols.min() < 8  # fits 8x8
+        found = False
+        for r in range(max(rows.max() - 7, 0), min(rows.min(), size - 8) + 1):
+            for c in range(max(cols.max() - 7, 0), min(cols.min(), size - 8) + 1):
+                if (image[r : r + 8, c : c + 8] + 0.0).tobytes() in bundled[label]:  # -0.0 -> 0.0
+                    found = True
+        assert found, "no 8x8 window holds a bundled digit of the image's class"
+        corners.add((rows.min(), cols.min()))
+    assert len(corners) > 30  # pasted at many places, not at one
+
+
+def test_pasted_digits_are_deterministic_per_seed():
+    images, labels = make_pasted_digits(seed=1)
+    again, again_labels = make_pasted_digits(seed=1)
+    assert torch.equal(images, again) and torch.equal(labels, again_labels)
+    assert not torch.equal(images, make_pasted_digits(seed=2)[0])
+
+
+def test_make_pasted_digits_rejects_bad_arguments_naming_them():
+    for kwargs, message in (
+        ({"classes": ()}, "classes must be distinct digits"),
+        ({"classes": (5, 5)}, "classes must be distinct digits"),
+        ({"classes": (5, 10)}, "classes must be distinct digits"),
+        ({"classes": (-1,)}, "classes must be distinct digits"),
+        ({"classes": (5, True)}, "classes must be distinct digits"),
+        ({"size": 7}, "size must be at least 8"),
+        ({"noise": -0.5}, "noise"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            make_pasted_digits(**kwargs)
+
+
+# --------------------------------------------------------------------------- few-shot split
+def test_few_shot_split_takes_k_per_class_and_leaves_the_rest_for_testing():
+    _, labels = make_pasted_digits()
+    train, test = few_shot_split(labels, 5, seed=0)
+    assert train.dtype == test.dtype == torch.int64
+    assert labels[train].tolist() == [c for c in range(5) for _ in range(5)]  # sorted by class
+    assert len(set(train.tolist())) == 25
+    assert not set(train.tolist()) & set(test.tolist())
+    assert sorted(train.tolist() + test.tolist()) == list(range(len(labels)))
+    assert torch.equal(test, test.sort().values)
+
+
+def test_few_shot_split_is_deterministic_per_seed():
+    labels = np.repeat(np.arange(3), 20)
+    train, test = few_shot_split(labels, 4, seed=7)
+    again_train, again_test = few_shot_split(labels, 4, seed=7)
+    assert torch.equal(train, again_train) and torch.equal(test, again_test)
+    assert not torch.equal(train, few_shot_split(labels, 4, seed=8)[0])
+
+
+def test_few_shot_split_rejects_bad_arguments_naming_them():
+    labels = np.array([0, 0, 0, 1, 1, 1, 1])
+    with pytest.raises(ValueError, match="class 0 has 3 examples; k=3"):
+        few_shot_split(labels, 3)
+    assert len(few_shot_split(labels, 2)[0]) == 4  # 3 > 2: enough
+    for k, error in ((0, ValueError), (-1, ValueError), (1.5, TypeError)):
+        with pytest.raises(error, match="k must be a positive int"):
+            few_shot_split(labels, k)
+    with pytest.raises(ValueError, match="labels must be 1-D"):
+        few_shot_split(labels.reshape(1, -1), 1)
+    with pytest.raises(ValueError, match="seed"):
+        few_shot_split(labels, 1, seed=-1)

@@ -1,3 +1,4 @@
+import math
 import os
 
 import matplotlib
@@ -267,3 +268,67 @@ def test_per_token_outputs_are_scored_per_token():
     bad = DataLoader(TensorDataset(tokens, tokens + 5), batch_size=16)
     with pytest.raises(ValueError, match="must be in 0..4"):
         trainer.validate(bad)
+
+
+# --------------------------------------------------------------------------- no validation data
+def fit_with_and_without_validation(data, epochs=5):
+    """Two identical runs (no dropout), one validating after every epoch and one not."""
+    runs = []
+    for validate in (True, False):
+        seed_everything(0)
+        model = NeuralNetwork(10, [32, 16], 3, dropout_rate=0.0)
+        optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
+        train, val = train_val_loaders(*data, batch_size=32, seed=0)
+        trainer = Trainer(model, device="cpu")
+        trainer.fit(train, val if validate else None, epochs, optimizer=optimizer, progress=False)
+        runs.append(trainer)
+    return runs
+
+
+def test_fit_without_val_loader_records_nan_and_trains_exactly_as_with_one(data):
+    validated, blind = fit_with_and_without_validation(data)
+    history = blind.history
+    assert blind.epoch == 5 and {k: len(v) for k, v in history.items()} == dict.fromkeys(history, 5)
+    assert all(math.isnan(v) for v in history["val_loss"] + history["val_acc"])
+    assert all(math.isfinite(v) for v in validated.history["val_loss"])
+    assert history["train_loss"][-1] < 0.5 * history["train_loss"][0]
+    assert history["train_acc"][-1] > 0.9
+    # Skipping validation changes nothing but the validation entries.
+    for key in ("train_loss", "train_acc", "lr"):
+        assert history[key] == validated.history[key]
+    for (name, a), b in zip(
+        blind.model.state_dict().items(), validated.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
+def test_early_stopping_without_val_loader_is_rejected_before_training(data):
+    model, optimizer, _, train, _ = make_run(data, scheduler=False)
+    trainer = Trainer(model, device="cpu")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match="early_stopping needs a val_loader"):
+        trainer.fit(train, None, 3, optimizer=optimizer, early_stopping=2, progress=False)
+    assert trainer.epoch == 0 and trainer.history["train_loss"] == []
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
+def test_reduce_lr_on_plateau_per_epoch_without_val_loader_is_rejected_before_training(data):
+    model, optimizer, _, train, _ = make_run(data, scheduler=False)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer)
+    trainer = Trainer(model, device="cpu")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match="ReduceLROnPlateau .*give a val_loader"):
+        trainer.fit(train, None, 3, optimizer=optimizer, scheduler=plateau, progress=False)
+    assert trainer.epoch == 0 and trainer.history["train_loss"] == []
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    # The rejected scheduler and optimizer were not kept: a plain call afterwards works.
+    assert trainer.scheduler is None and trainer.optimizer is None
+    with pytest.raises(ValueError, match="scheduler_step='epoch'"):
+        trainer.fit(train, train, 1, scheduler=plateau, scheduler_step="batch", progress=False)
+    trainer.fit(train, None, 1, optimizer=optimizer, progress=False)
+    assert trainer.epoch == 1
+    # Any other epoch-wise schedule needs no validation loss.
+    step = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    trainer = Trainer(model, device="cpu")
+    trainer.fit(train, None, 2, optimizer=optimizer, scheduler=step, progress=False)
+    assert trainer.history["lr"] == pytest.approx([5e-3, 2.5e-3])
