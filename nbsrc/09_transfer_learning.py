@@ -184,8 +184,9 @@ del resnet, resnet50
 #
 # **The target task**: scikit-learn's digits 5–9, each pasted at a random place on a 16×16
 # canvas of Gaussian noise ($\sigma = 0.2$), with only a few labels per class. The difficulty is
-# chosen on purpose: on clean, centred digits a network from scratch already reaches about 90 %
-# with five labels per class, and transfer has nothing to add.
+# chosen on purpose: on clean, centred digits the same network trained from scratch already
+# reaches over 85 % with five labels per class (checked below), which leaves transfer little to
+# add.
 #
 # **The source task**: 100 classes of made-up *glyphs* — random polylines of 2–4 strokes, each
 # image drawn with jitter, rotation, stroke width and position of its own, on the same noisy
@@ -197,7 +198,7 @@ del resnet, resnet50
 # %%
 glyphs, _ = make_glyphs(16, seed=7)
 X, y = make_pasted_digits()  # digits 5-9, relabelled 0-4
-fig, (ax_source, ax_target) = plt.subplots(1, 2, figsize=(9, 2.6))
+fig, (ax_source, ax_target) = plt.subplots(1, 2, figsize=(12, 3.4))
 plot_image_grid(glyphs, ncols=8, ax=ax_source, value_range=(-0.5, 1.2))
 ax_source.set_title("source: random-stroke glyphs (100 classes)")
 plot_image_grid(X[:16], ncols=8, ax=ax_target, value_range=(-0.5, 1.2))
@@ -205,6 +206,15 @@ ax_target.set_title("target: digits 5-9 pasted on noise")
 plt.show()
 print(f"target task: {len(X)} images of {int(y.max()) + 1} classes")
 assert X.shape == (896, 1, 16, 16)
+
+clean_X, clean_y = make_pasted_digits(size=8, noise=0.0)  # the same digits, clean and centred
+clean_train, clean_test = few_shot_split(clean_y, k=5, seed=0)
+clean = train_few_shot(
+    "scratch", clean_X[clean_train], clean_y[clean_train],
+    test=(clean_X[clean_test], clean_y[clean_test]),
+)  # fmt: skip
+print(f"clean, centred digits, 5 labels per class, from scratch: {clean.test_acc:.1%}")
+assert clean.test_acc > 0.85
 
 # %%
 path, info = book_backbone("glyphs100")
