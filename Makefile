@@ -104,7 +104,7 @@ notebooks: setup
 ## pretrain: re-train chapter 9's backbones into companion/weights/ and record their SHA-256 and
 ## source accuracy in companion/weights/backbones.json (deterministic; commit the three files)
 pretrain: setup
-	$(DETERMINISTIC_ENV) $(BIN)/python -m companion.transfer companion/weights
+	$(DETERMINISTIC_ENV) $(BIN)/python -c "from companion.transfer import main; main()" companion/weights
 
 ## bench: speed ratios against PyTorch, measured in the same run (one thread: stable ratios on a
 ## small shared machine; run `.venv/bin/python benchmarks/run.py` for the default thread count)

@@ -394,7 +394,8 @@ def build_transfer_model(
         number of classes: every backbone tensor is loaded (strictly) and the head is new
         (see ``keep_head``). A string is a
         path if it ends in ``.pt``/``.pth`` or names an existing file. For ``"small_resnet"``,
-        the name of a backbone the book ships (``"glyphs100"``, ``"glyphs5"``; see
+        the name of a backbone the book ships (``"glyphs100"``, ``"glyphs5"``,
+        ``"glyphs100_clean"``; see
         :func:`book_backbone`) loads that file, checked against its recorded SHA-256.
     sha256 : str, optional
         Required with a file: its SHA-256 hex digest, or a prefix of at least 8 hex digits
@@ -899,10 +900,12 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 _MANIFEST = "backbones.json"
 
 #: Recipes of the backbones the book ships (``companion/weights``): pretraining on random-stroke
-#: glyphs (``companion.data.make_glyphs``) with many classes, and a control with few.
+#: glyphs (``companion.data.make_glyphs``) with many classes on the target's noisy canvas, and two
+#: controls: few classes, and many classes without the noise.
 BACKBONE_RECIPES = {
-    "glyphs100": {"num_classes": 100, "steps": 1200},
-    "glyphs5": {"num_classes": 5, "steps": 1200},
+    "glyphs100": {"num_classes": 100, "steps": 1200, "noise": 0.2},
+    "glyphs5": {"num_classes": 5, "steps": 1200, "noise": 0.2},
+    "glyphs100_clean": {"num_classes": 100, "steps": 1200, "noise": 0.0},
 }
 
 
@@ -915,6 +918,7 @@ def pretrain_backbone(
     lr: float = 3e-3,
     weight_decay: float = 5e-4,
     seed: int = 0,
+    noise: float = 0.2,
     device="cpu",
     progress: bool = False,
 ):
@@ -937,6 +941,8 @@ def pretrain_backbone(
         Peak learning rate.
     weight_decay : float, default 5e-4
     seed : int, default 0
+    noise : float, default 0.2
+        Standard deviation of the glyphs' background noise (0: a clean canvas).
     device : str or torch.device, default "cpu"
         Where to train (the stored backbones were trained on the CPU with one thread).
     progress : bool, default False
@@ -965,8 +971,9 @@ def pretrain_backbone(
     lr = _validate.positive_float(lr, "lr")
     weight_decay = _validate.nonnegative_float(weight_decay, "weight_decay")
     seed = _validate.nonnegative_int(seed, "seed")
-    X, y = make_glyphs(n_train, num_classes, seed=2 * seed)
-    X_val, y_val = make_glyphs(n_val, num_classes, seed=2 * seed + 1)
+    noise = _validate.nonnegative_float(noise, "noise")
+    X, y = make_glyphs(n_train, num_classes, noise=noise, seed=2 * seed)
+    X_val, y_val = make_glyphs(n_val, num_classes, noise=noise, seed=2 * seed + 1)
     generator = torch.Generator().manual_seed(seed)
     train = DataLoader(
         TensorDataset(X, y),
@@ -1030,16 +1037,17 @@ def book_backbone(source: str = "glyphs100"):
 
     Parameters
     ----------
-    source : {"glyphs100", "glyphs5"}
-        Pretrained on 100 glyph classes, or on 5 (the chapter's failed source).
+    source : {"glyphs100", "glyphs5", "glyphs100_clean"}
+        Pretrained on 100 glyph classes on a noisy canvas (the target's), on 5 classes, or on
+        100 classes without noise: the chapter's source and its two weaker controls.
 
     Returns
     -------
     path : pathlib.Path
         A ``torch.save(model.state_dict())`` file of a :class:`SmallResNet`.
     info : dict
-        ``sha256``, ``num_classes``, ``steps``, ``val_acc`` (source accuracy on held-out glyphs)
-        and ``torch`` (the version that wrote it).
+        ``sha256``, the recipe (``num_classes``, ``steps``, ``noise``), ``val_acc`` (source
+        accuracy on held-out glyphs) and ``torch`` (the version that wrote it).
 
     Raises
     ------
@@ -1126,7 +1134,7 @@ def train_few_shot(
     X : torch.Tensor, shape (n, 1, h, w)
     y : torch.Tensor of int64, shape (n,)
         Labels ``0 .. C - 1``; the head gets ``C = y.max() + 1`` outputs.
-    source : {"glyphs100", "glyphs5"}, default "glyphs100"
+    source : {"glyphs100", "glyphs5", "glyphs100_clean"}, default "glyphs100"
         The pretrained backbone (:func:`book_backbone`); ignored for scratch.
     seed : int, default 0
         Seeds the new weights and the shuffling (the caller's random state is kept).
@@ -1212,7 +1220,14 @@ def train_few_shot(
     return trainer
 
 
-if __name__ == "__main__":  # python -m companion.transfer [OUT_DIR]: what make pretrain runs
+def main(argv=None) -> None:
+    """``make pretrain``: pretrain every backbone of :data:`BACKBONE_RECIPES` into a folder.
+
+    ``python -c "from companion.transfer import main; main()" [OUT_DIR]``; the default folder is
+    the package's ``weights``. Writes ``<source>_small_resnet.pt`` and the manifest
+    ``backbones.json`` (SHA-256, recipe, source accuracy, torch version).
+    """
     import sys
 
-    _write_backbones(Path(sys.argv[1]) if len(sys.argv) > 1 else WEIGHTS_DIR, progress=True)
+    argv = sys.argv[1:] if argv is None else argv
+    _write_backbones(Path(argv[0]) if argv else WEIGHTS_DIR, progress=True)

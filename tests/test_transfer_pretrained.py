@@ -1,4 +1,4 @@
-"""Slow checks of chapter 9's shipped backbones and few-label recipes (about a minute).
+"""Slow checks of chapter 9's shipped backbones and few-label recipes (about two minutes).
 
 Kept out of ``tests/test_transfer.py`` so that, under ``pytest -n 2 --dist loadfile``, this
 module runs on a worker of its own.
@@ -93,6 +93,7 @@ def test_pretrain_backbone_validates_arguments_and_returns_a_deterministic_eval_
         ("lr", float("inf"), ValueError),
         ("weight_decay", -1e-4, ValueError),
         ("seed", -1, ValueError),
+        ("noise", -0.1, ValueError),
     ):
         with pytest.raises(error, match=key):
             pretrain_backbone(**{**SMALL, key: value})
@@ -114,3 +115,20 @@ def test_pretrain_backbone_keeps_the_callers_rng():
     before = torch.get_rng_state()
     pretrain_backbone(**SMALL)
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_main_writes_backbones_and_a_manifest_that_book_backbone_reads(tmp_path, monkeypatch):
+    import companion.transfer as transfer
+
+    tiny = {"num_classes": 3, "steps": 2, "noise": 0.2, "n_train": 128, "n_val": 64}
+    monkeypatch.setattr(transfer, "BACKBONE_RECIPES", {"glyphs100": tiny})
+    transfer.main([str(tmp_path)])
+    monkeypatch.setattr(transfer, "WEIGHTS_DIR", tmp_path)
+    path, info = book_backbone("glyphs100")
+    assert path == tmp_path / "glyphs100_small_resnet.pt"
+    assert {k: info[k] for k in tiny} == tiny and 0.0 <= info["val_acc"] <= 1.0
+    model = transfer.build_transfer_model("small_resnet", 2, weights="glyphs100")  # checks the SHA
+    assert model.fc.out_features == 2
+    path.write_bytes(path.read_bytes() + b"tampered")
+    with pytest.raises(ValueError, match="sha256 mismatch"):
+        transfer.build_transfer_model("small_resnet", 2, weights="glyphs100")
