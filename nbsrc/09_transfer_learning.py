@@ -382,7 +382,8 @@ ax.bar(phase_names, 100 * mean_phases, color=["tab:blue", "tab:orange", "tab:gre
 ax.axhline(100 * scratch5.mean(), color="grey", linestyle="--", label="scratch")
 ax.set_ylabel("test accuracy (%)")
 ax.set_title("progressive unfreezing, 5 labels per class")
-ax.legend(loc="lower right")
+ax.set_ylim(0, 80)
+ax.legend(loc="upper right")
 plt.show()
 print(
     "per phase:", ", ".join(f"{n} {a:.1%}" for n, a in zip(phase_names, mean_phases, strict=True))
@@ -406,16 +407,17 @@ curve = {k: (compare(k, 0) if k != 5 else runs[0]) for k in KS}
 scratch_curve = np.array([curve[k][0] for k in KS])
 probe_curve = np.array([curve[k][1][0] for k in KS])
 progressive_curve = np.array([curve[k][1][-1] for k in KS])
-fig, ax = plt.subplots(figsize=(6, 3.5))
+fig, ax = plt.subplots(figsize=(7.5, 3.5))
 ax.plot(KS, 100 * scratch_curve, "o-", label="scratch")
 ax.plot(KS, 100 * probe_curve, "s-", label="linear probe")
 ax.plot(KS, 100 * progressive_curve, "^-", label="progressive unfreezing")
 ax.axhline(20, color="grey", linestyle=":", label="guessing")
 ax.set_xscale("log")
+ax.minorticks_off()
 ax.set_xticks(KS, [str(k) for k in KS])
 ax.set_xlabel("labelled images per class, k")
 ax.set_ylabel("test accuracy (%)")
-ax.legend()
+ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5))
 plt.show()
 for k, s, p, u in zip(KS, scratch_curve, probe_curve, progressive_curve, strict=True):
     print(f"k = {k:>2}: scratch {s:.1%}, probe {p:.1%}, progressive {u:.1%}")
@@ -474,13 +476,13 @@ assert probe5.mean() - weak["glyphs100_clean"] >= 0.10  # no noise at the source
 assert min(weak.values()) - scratch5.mean() >= 0.20  # ... and both still far better than scratch
 
 # %% [markdown]
-# The better the source task is solved, the *worse* the backbone transfers. Five classes can be
-# told apart with a few features, and nothing pushes the network to learn more. Glyphs on a
-# clean canvas are easier to classify than on noise, and the network never learns to see through
-# noise — the one nuisance the target is full of. Even so, both beat scratch by 20 points or
-# more. A source transfers well when it forces many
-# distinctions under the target's nuisances; how well the source task itself is solved says
-# little.
+# Both controls solve their own task *better* than `glyphs100` (99.9 % and 69.7 % against
+# 48.5 %), and both transfer *worse*. Five classes can be told apart with a few features, and
+# nothing pushes the network to learn more. Glyphs on a clean canvas are easier to classify than
+# on noise, and the network need not learn to see through noise — the one nuisance the target is
+# full of. Even so, both beat scratch by 20 points or more. A source transfers well when it
+# forces many distinctions under the target's nuisances; how well the source task itself is
+# solved says little.
 #
 # ## Summary
 #
