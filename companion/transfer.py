@@ -991,7 +991,7 @@ def pretrain_backbone(
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
         trainer.fit(
-            _first_batches(train, steps),
+            _FirstBatches(train, steps),
             None,
             epochs,
             optimizer=optimizer,
@@ -1005,7 +1005,7 @@ def pretrain_backbone(
     return model, val_acc
 
 
-class _first_batches:
+class _FirstBatches:
     """Iterate over ``loader`` epoch after epoch, stopping after ``steps`` batches in all."""
 
     def __init__(self, loader, steps: int):

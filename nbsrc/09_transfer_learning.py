@@ -68,7 +68,7 @@ from companion import (
 # with $C$ classes we keep $\phi$ and replace the head by a fresh $C$-row one.
 # `build_transfer_model` does this for ResNet-18/50 (the head is `fc`), VGG-16 and
 # EfficientNet-B0 (the last layer of `classifier`). With internet access, the pretrained weights
-# come from torchvision's `weights=` API (not executed here; it downloads 45 MB):
+# come from torchvision's `weights=` API (not executed here: it downloads a 45 MB file):
 #
 # ```python
 # from torchvision.models import ResNet18_Weights
@@ -86,6 +86,8 @@ print("new head:", resnet.fc)
 with torch.no_grad():
     print("logits for a 2×3×64×64 batch:", tuple(resnet.eval()(torch.zeros(2, 3, 64, 64)).shape))
 assert resnet.fc.out_features == 5 and resnet.fc.in_features == 512
+download_mb = models.ResNet18_Weights.DEFAULT.meta["_file_size"]  # what torchvision would fetch
+assert 44 < download_mb < 46
 
 # %% [markdown]
 # (pitfall-pretrained-keyword)=
@@ -177,10 +179,10 @@ del resnet, resnet50
 # %% [markdown]
 # ## The book's own pretrained backbone
 #
-# ResNet-18 is far too slow to pretrain on the CPU that tests this book (about 125 ms per step
-# even on 16×16 images). The chapter uses a `SmallResNet` instead: a 3×3 stem and three
-# residual blocks {cite}`he2016` with BatchNorm, 16 channels wide, about 15,000 parameters,
-# with ResNet's attribute names so every tool above applies to it unchanged.
+# ResNet-18's 11 million parameters are far too many to pretrain on the CPU that tests this
+# book. The chapter uses a `SmallResNet` instead: a 3×3 stem and three residual blocks
+# {cite}`he2016` with BatchNorm, 16 channels wide — about 15,000 parameters, over 700 times
+# fewer — with ResNet's attribute names, so every tool above applies to it unchanged.
 #
 # **The target task**: scikit-learn's digits 5–9, each pasted at a random place on a 16×16
 # canvas of Gaussian noise ($\sigma = 0.2$), with only a few labels per class. The difficulty is
@@ -191,7 +193,7 @@ del resnet, resnet50
 # **The source task**: 100 classes of made-up *glyphs* — random polylines of 2–4 strokes, each
 # image drawn with jitter, rotation, stroke width and position of its own, on the same noisy
 # canvas (`make_glyphs`). The backbone was trained on 25,600 of them for 1200 steps of AdamW
-# (`make pretrain`, about 25 s), and the file is shipped with the package together with its
+# (`make pretrain`), and the file is shipped with the package together with its
 # SHA-256 and the accuracy pretraining measured; a unit test re-runs the pretraining and checks
 # it reproduces that accuracy.
 
@@ -228,6 +230,8 @@ print(
     [g["name"] for g in param_groups(model, 1e-3)],
 )
 assert info == {**info, **BACKBONE_RECIPES["glyphs100"]} and 0.4 < info["val_acc"] < 0.6
+n_small = sum(p.numel() for p in model.parameters())
+assert 14_000 < n_small < 16_000 and total / n_small > 700  # total: ResNet-18's, above
 
 # %% [markdown]
 # A source accuracy under 50 % looks poor, but 100 classes of jittered glyphs on noise are

@@ -356,6 +356,19 @@ def test_trainable_counts_after_freezing_and_unfreezing_match_hand_counts():
     assert count_trainable(unfreeze(model, 1)) == head
 
 
+@pytest.mark.parametrize(
+    ("name", "counts"),
+    [
+        ("resnet18", [2_565, 8_396_293, 11_179_077]),  # printed and asserted in chapter 9
+        ("small_resnet", [85, 5_045, 14_853]),
+    ],
+)
+def test_trainable_counts_per_progressive_phase_are_the_chapters(name, counts):
+    model = build_transfer_model(name, 5)
+    trainer = ProgressiveUnfreezingTrainer(model, device="cpu")
+    assert [count_trainable(unfreeze(trainer.model, n)) for n in (1, 2, None)] == counts
+
+
 def test_freezing_puts_frozen_batchnorm_in_eval_and_unfreezing_restores_the_models_mode():
     model = build_transfer_model("resnet18", 10)
     freeze_backbone(model)
