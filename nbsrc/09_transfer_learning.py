@@ -93,24 +93,31 @@ assert 44 < download_mb < 46
 # (pitfall-pretrained-keyword)=
 # ```{warning}
 # **Pitfall: `models.resnet50(pretrained=True)`.** The notes load weights with `pretrained=`,
-# deprecated since torchvision 0.13. In torchvision 0.29 it still works but warns twice, and
-# `True` silently means one particular set of weights (`IMAGENET1K_V1`, not the better `V2`).
+# deprecated since torchvision 0.13. In torchvision 0.29 it still works, with a warning, and
+# `True` silently means the oldest weights (`IMAGENET1K_V1`, 76.1 % top-1 on ImageNet for
+# ResNet-50), not the better `DEFAULT` (`IMAGENET1K_V2`, 80.9 %).
 # `build_transfer_model` takes `weights=` — `None`, an enum such as `ResNet18_Weights.DEFAULT`,
 # its name, or a local file with its SHA-256 — and refuses `pretrained=` with a `TypeError`
-# that says what to write instead. Test:
-# `tests/test_transfer.py::test_pitfall_pretrained_keyword_is_deprecated`.
+# that says what to write instead. Tests:
+# `tests/test_transfer.py::test_pitfall_pretrained_keyword_is_deprecated`,
+# `::test_pitfall_pretrained_true_silently_picks_the_oldest_weights`.
 # ```
 
 # %%
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     models.resnet18(pretrained=False)
-print(f"torchvision warns {len(caught)} times, e.g.: {str(caught[0].message)[:70]}...")
+print(f"torchvision: {caught[0].category.__name__}: {caught[0].message}")
 try:
     build_transfer_model("resnet18", num_classes=5, pretrained=True)
 except TypeError as err:
-    print("build_transfer_model:", str(err)[:96], "...")
-assert any("deprecated" in str(w.message) for w in caught)
+    refusal = err
+print(f"build_transfer_model: TypeError: {refusal}")
+assert any("deprecated" in str(w.message) for w in caught) and "weights=" in str(refusal)
+v1, default = models.ResNet50_Weights.IMAGENET1K_V1, models.ResNet50_Weights.DEFAULT
+top1 = {w.name: round(w.meta["_metrics"]["ImageNet-1K"]["acc@1"], 1) for w in (v1, default)}
+print("ResNet-50 top-1 accuracy on ImageNet, from torchvision's metadata:", top1)
+assert top1 == {"IMAGENET1K_V1": 76.1, "IMAGENET1K_V2": 80.9}
 
 # %% [markdown]
 # ## Freezing, layer groups and discriminative learning rates

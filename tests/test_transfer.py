@@ -496,6 +496,30 @@ def test_fit_phases_rejects_bad_arguments_before_training():
 
 
 # --------------------------------------------------------------------------- pitfalls
+def test_pitfall_pretrained_true_silently_picks_the_oldest_weights(monkeypatch):
+    # the notes' models.resnet50(pretrained=True) loads IMAGENET1K_V1, not the better DEFAULT (V2)
+    loaded = []
+
+    class Stop(Exception):
+        pass
+
+    def get_state_dict(self, *args, **kwargs):  # record which weights would be downloaded
+        loaded.append(self)
+        raise Stop
+
+    monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", get_state_dict)
+    with pytest.warns(UserWarning, match="deprecated") as record, pytest.raises(Stop):
+        models.resnet50(pretrained=True)
+    assert any("IMAGENET1K_V1" in str(w.message) for w in record)
+    weights = models.ResNet50_Weights
+    assert loaded == [weights.IMAGENET1K_V1] and weights.DEFAULT is weights.IMAGENET1K_V2
+    acc = {
+        w: w.meta["_metrics"]["ImageNet-1K"]["acc@1"]
+        for w in (weights.IMAGENET1K_V1, weights.DEFAULT)
+    }
+    assert acc[weights.DEFAULT] > acc[weights.IMAGENET1K_V1] + 4  # 80.9 % against 76.1 %
+
+
 def test_pitfall_pretrained_keyword_is_deprecated():
     # the notes: models.resnet50(pretrained=pretrained); torchvision >= 0.13 warns (twice)
     with pytest.warns(UserWarning) as record:
