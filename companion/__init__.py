@@ -52,7 +52,7 @@ from .interpret import (
     shap_values,
     spearman,
 )
-from .models import ConvolutionalNN, NeuralNetwork, train_shapes_cnn
+from .models import ConvolutionalNN, NeuralNetwork, train_seed_mlp, train_shapes_cnn
 from .optim import SGD, Adam, optimization_path, quadratic, rosenbrock
 from .perceptron import Perceptron
 from .plotting import plot_decision_regions, plot_image_grid
@@ -136,6 +136,7 @@ __all__ = [
     "make_pasted_digits",
     "few_shot_split",
     "train_shapes_cnn",
+    "train_seed_mlp",
     "SGD",
     "Adam",
     "CosineAnnealingWarmRestarts",

@@ -38,8 +38,6 @@ import torch
 from companion import (
     SHAPE_NAMES,
     GradCAM,
-    NeuralNetwork,
-    Trainer,
     additivity_error,
     completeness_error,
     gaussian_blur,
@@ -47,11 +45,10 @@ from companion import (
     make_seed_dataset,
     pointing_game,
     randomized_copy,
-    seed_everything,
     shap_values,
     spearman,
+    train_seed_mlp,
     train_shapes_cnn,
-    train_val_loaders,
 )
 
 # %% [markdown]
@@ -59,7 +56,8 @@ from companion import (
 #
 # The shapes CNN of {ref}`chapter 5 <ch-cnn>` — retrained here, bit for bit the same, by
 # `train_shapes_cnn` — and the MLP of {ref}`chapter 3 <ch-training>` on the notes' synthetic
-# data, where we *know* the answer: only features $x_0, x_1, x_2$ decide the class.
+# data (`train_seed_mlp`, the same way), where we *know* the answer: only features
+# $x_0, x_1, x_2$ decide the class.
 
 # %%
 shapes_trainer, (images, labels, boxes) = train_shapes_cnn(seed=0)
@@ -68,15 +66,8 @@ test_images, test_labels, test_boxes = images[2400:], labels[2400:], boxes[2400:
 print(f"shapes CNN: {shapes_trainer.history['val_acc'][-1]:.1%} on the 600 held-out images")
 
 X, y = make_seed_dataset()
-seed_everything(0)
-mlp = NeuralNetwork(10, [64, 32], 3, dropout_rate=0.2)
-optimizer = torch.optim.Adam(mlp.parameters(), lr=1e-2)
-scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=100)
-mlp_trainer = Trainer(mlp, device="cpu")
-mlp_trainer.fit(
-    *train_val_loaders(X, y, seed=0), 100, optimizer=optimizer, scheduler=scheduler, progress=False
-)
-mlp.eval()
+mlp_trainer = train_seed_mlp(seed=0)  # chapter 3's recipe: Adam 1e-2, cosine over 100 epochs
+mlp = mlp_trainer.model.eval()
 print(f"seed-data MLP: {mlp_trainer.history['val_acc'][-1]:.1%} on the 200 validation points")
 assert shapes_trainer.history["val_acc"][-1] >= 0.95 and mlp_trainer.history["val_acc"][-1] >= 0.98
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from companion.models import ConvolutionalNN, NeuralNetwork, train_shapes_cnn
+from companion.models import ConvolutionalNN, NeuralNetwork, train_seed_mlp, train_shapes_cnn
 
 
 def test_layout_is_linear_relu_dropout_per_hidden_layer():
@@ -128,3 +128,18 @@ def test_shapes_cnn_at_full_size_clears_95_percent():
     trainer, (images, labels, boxes) = train_shapes_cnn()
     assert images.shape == (3000, 1, 32, 32) and boxes.shape == (3000, 4)
     assert trainer.history["val_acc"][-1] >= 0.95
+
+
+def test_train_seed_mlp_retrains_bit_for_bit_and_reaches_98_percent():
+    first, again = train_seed_mlp(seed=0), train_seed_mlp(seed=0)
+    assert first.history == again.history
+    for (key, a), b in zip(
+        first.model.state_dict().items(), again.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), key
+    assert first.history["val_acc"][-1] >= 0.98
+    assert first.history["lr"][0] == pytest.approx(1e-2) and len(first.history["lr"]) == 100
+    other = train_seed_mlp(seed=1, epochs=3)
+    assert len(other.history["val_acc"]) == 3 and other.history != first.history
+    with pytest.raises(ValueError, match="epochs"):
+        train_seed_mlp(epochs=0)
