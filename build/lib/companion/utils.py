@@ -1,0 +1,91 @@
+"""Reproducibility and device selection, used by every chapter."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+from . import _validate
+
+__all__ = ["seed_everything", "get_device"]
+
+
+def seed_everything(seed: int = 0) -> int:
+    """Seed every random number generator the book uses.
+
+    Seeds Python's ``random`` module, NumPy's legacy global generator, PyTorch on the CPU and on
+    every CUDA device, and sets ``PYTHONHASHSEED`` for subprocesses. After ``seed_everything(s)``
+    the same code draws the same numbers.
+
+    Parameters
+    ----------
+    seed : int
+        A non-negative integer below :math:`2^{32}` (NumPy's limit).
+
+    Returns
+    -------
+    int
+        The seed, so a notebook can print what it used.
+
+    Raises
+    ------
+    TypeError
+        If ``seed`` is not an integer.
+    ValueError
+        If ``seed`` is negative or does not fit in 32 bits.
+    """
+    seed = _validate.nonnegative_int(seed, "seed")
+    if seed >= 2**32:
+        raise ValueError(f"seed must be below 2**32 (NumPy's limit); got {seed}")
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 (the legacy global generator is what we seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    return seed
+
+
+def get_device(prefer: str | torch.device | None = None) -> torch.device:
+    """Pick the device to compute on: CUDA when present, else the CPU.
+
+    Parameters
+    ----------
+    prefer : str or torch.device, optional
+        ``None`` (default) picks ``cuda`` if available, otherwise ``cpu``. ``"cpu"`` forces the
+        CPU; ``"cuda"`` or ``"cuda:N"`` asks for a GPU and fails clearly when there is none.
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    TypeError
+        If ``prefer`` is neither None, a string nor a :class:`torch.device`.
+    ValueError
+        If ``prefer`` names an unknown device type, or asks for CUDA on a machine without it.
+    """
+    if prefer is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not isinstance(prefer, (str, torch.device)):
+        raise TypeError(
+            f"prefer must be None, a str or a torch.device; got {type(prefer).__name__}"
+        )
+    try:
+        device = torch.device(prefer)
+    except RuntimeError as err:
+        raise ValueError(
+            f"prefer must name a device such as 'cpu' or 'cuda'; got {prefer!r}"
+        ) from err
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"prefer must be 'cpu' or 'cuda'; got device type {device.type!r}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"prefer={prefer!r} asks for CUDA, but no CUDA device is available")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"prefer={prefer!r}: only {torch.cuda.device_count()} CUDA device(s) are present"
+            )
+    return device
