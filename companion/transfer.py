@@ -999,9 +999,8 @@ def pretrain_backbone(
             scheduler_step="batch",
             progress=progress,
         )
+        _, val_acc = trainer.validate(DataLoader(TensorDataset(X_val, y_val), batch_size=500))
         model = model.cpu().eval()
-        val_trainer = Trainer(model, device="cpu")
-        _, val_acc = val_trainer.validate(DataLoader(TensorDataset(X_val, y_val), batch_size=500))
     return model, val_acc
 
 
