@@ -17,10 +17,11 @@ from .backprop import (
     NumpyMLP,
     autograd_gradients,
     gradient_check,
+    layer_statistics,
     numerical_gradient,
     relative_error,
 )
-from .convolution import conv2d, conv_output_size
+from .convolution import conv2d, conv_output_size, receptive_field, shift_equivariance_gap
 from .data import (
     SHAPE_NAMES,
     few_shot_split,
@@ -52,8 +53,14 @@ from .interpret import (
     shap_values,
     spearman,
 )
-from .models import ConvolutionalNN, NeuralNetwork, train_seed_mlp, train_shapes_cnn
-from .optim import SGD, Adam, optimization_path, quadratic, rosenbrock
+from .models import (
+    ConvolutionalNN,
+    NeuralNetwork,
+    train_digits_cnn,
+    train_seed_mlp,
+    train_shapes_cnn,
+)
+from .optim import SGD, Adam, learning_rate_sweep, optimization_path, quadratic, rosenbrock
 from .perceptron import Perceptron
 from .plotting import plot_decision_regions, plot_image_grid
 from .schedules import CosineAnnealingWarmRestarts, NoamLR
@@ -130,12 +137,15 @@ __all__ = [
     "ConvolutionalNN",
     "conv2d",
     "conv_output_size",
+    "receptive_field",
+    "shift_equivariance_gap",
     "make_reversal_task",
     "make_shapes",
     "make_glyphs",
     "make_pasted_digits",
     "few_shot_split",
     "train_shapes_cnn",
+    "train_digits_cnn",
     "train_seed_mlp",
     "SGD",
     "Adam",
@@ -149,10 +159,12 @@ __all__ = [
     "Trainer",
     "get_device",
     "gradient_check",
+    "layer_statistics",
     "heaviside",
     "load_digits_tensors",
     "make_seed_dataset",
     "numerical_gradient",
+    "learning_rate_sweep",
     "optimization_path",
     "plot_decision_regions",
     "plot_image_grid",

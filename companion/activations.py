@@ -59,8 +59,11 @@ def sigmoid(x):
     Returns
     -------
     ndarray
-        Same shape as ``x``, values in :math:`[0, 1]` (exactly 0 or 1 only where float
-        precision runs out, :math:`|x| \gtrsim 37` in float64).
+        Same shape as ``x``, values in :math:`[0, 1]`. The two ends are reached at very different
+        places: in float64 :math:`\sigma(x)` rounds to exactly 1 from :math:`x \approx 36.8`
+        (where :math:`u` drops below half an ulp of 1, :math:`2^{-53}`), but is exactly 0 only
+        below :math:`x \approx -745.1`, where :math:`e^{x}` underflows (in float32: 1 from
+        :math:`x \approx 16.7`, 0 below :math:`x \approx -103.9`).
 
     Raises
     ------
@@ -75,8 +78,27 @@ def sigmoid(x):
 def sigmoid_grad(x):
     r"""Derivative of the logistic function, :math:`\sigma'(x) = \sigma(x)\,(1 - \sigma(x))`.
 
-    Its maximum is :math:`\sigma'(0) = 1/4`: every sigmoid layer shrinks a gradient by at least
-    a factor of four.
+    Computed as
+
+    .. math::
+
+        \sigma'(x) = \frac{u}{(1 + u)^2} = \frac{1}{1 + u} \cdot \frac{u}{1 + u},
+        \qquad u = e^{-|x|} \in (0, 1],
+
+    the same function (:math:`\sigma'` is even, and for :math:`x \ge 0`
+    :math:`\sigma'(x) = e^{-x} / (1 + e^{-x})^2`). It never overflows and is symmetric to the
+    last bit, ``sigmoid_grad(x) == sigmoid_grad(-x)``. The two factors are
+    :math:`\sigma(|x|)` and :math:`1 - \sigma(|x|)`, but the second is computed as
+    :math:`u / (1 + u)`, not by the subtraction :math:`1 - \sigma`, which cancels: for
+    :math:`x = 40`, :math:`\sigma(40)` rounds to 1 and :math:`\sigma(1 - \sigma)` returns 0,
+    while for :math:`x = -40` it returns the right :math:`4.2 \times 10^{-18}`. (Written as one
+    quotient, :math:`u / (1 + u)^2` rounds one ulp above :math:`1/4` near :math:`x = 0`; the
+    product of the two factors does not.) The result is 0 only where :math:`u` underflows,
+    :math:`|x| \gtrsim 745` in float64.
+
+    Its maximum is :math:`\sigma'(0) = 1/4`. That bounds the activation's factor in each layer
+    of backpropagation, not the layer's whole factor :math:`W^\top \operatorname{diag}(\sigma')`:
+    the weights can shrink the gradient further or amplify it (chapter 1 measures both).
 
     Parameters
     ----------
@@ -86,9 +108,15 @@ def sigmoid_grad(x):
     -------
     ndarray
         Same shape as ``x``, values in :math:`[0, 1/4]`.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not numeric.
     """
-    s = sigmoid(x)
-    return s * (1.0 - s)
+    x = _validate.float_array(x, "x")
+    u = np.exp(-np.abs(x))
+    return ((1.0 / (1.0 + u)) * (u / (1.0 + u))).astype(x.dtype, copy=False)
 
 
 def tanh(x):

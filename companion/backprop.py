@@ -34,6 +34,7 @@ __all__ = [
     "relative_error",
     "gradient_check",
     "autograd_gradients",
+    "layer_statistics",
 ]
 
 _ACTIVATIONS = {
@@ -69,6 +70,8 @@ class NumpyMLP:
     grad_weights, grad_biases : list of ndarray
         :math:`\partial L / \partial W^{(l)}` and :math:`\partial L / \partial \mathbf b^{(l)}`
         from the last :meth:`backward`.
+    history : dict of list
+        The per-epoch history of the last :meth:`fit` (the dict it returned); absent before.
 
     Raises
     ------
@@ -120,8 +123,12 @@ class NumpyMLP:
         ValueError
             If ``X`` is not 2-D, has the wrong number of features, or holds NaN/inf.
         """
-        a = _validate.matrix(X, "X", n_columns=self.layer_sizes[0])
-        activations, pre_activations = [a], []
+        return self._forward(_validate.matrix(X, "X", n_columns=self.layer_sizes[0]))
+
+    def _forward(self, a: np.ndarray) -> np.ndarray:
+        """:meth:`forward` on an already validated batch (the inner loop of :meth:`fit`)."""
+        activations, pre_activations = [], []
+        activations.append(a)
         last = len(self.weights) - 1
         for layer, (W, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             z = a @ W + b
@@ -200,9 +207,14 @@ class NumpyMLP:
         """
         if self._cache is None:
             raise RuntimeError("backward needs the cache of a forward pass: call forward(X) first")
+        n = len(self._cache[0][0])
+        y = _validate.labels(y, "y", n_samples=n, n_classes=self.n_classes, x_name="the last X")
+        return self._backward(y)
+
+    def _backward(self, y: np.ndarray):
+        """:meth:`backward` with validated labels (the inner loop of :meth:`fit`)."""
         activations, pre_activations = self._cache
         n = len(activations[0])
-        y = _validate.labels(y, "y", n_samples=n, n_classes=self.n_classes, x_name="the last X")
         if self.layer_sizes[-1] == 1:
             targets = y[:, None].astype(np.float64)
         else:
@@ -225,7 +237,10 @@ class NumpyMLP:
         lr : float
             The learning rate :math:`\eta > 0`.
         """
-        lr = _validate.positive_float(lr, "lr")
+        self._step(_validate.positive_float(lr, "lr"))
+
+    def _step(self, lr: float) -> None:
+        """:meth:`step` with a validated learning rate."""
         for W, b, dW, db in zip(
             self.weights, self.biases, self.grad_weights, self.grad_biases, strict=True
         ):
@@ -243,10 +258,18 @@ class NumpyMLP:
         -------
         ndarray of int64, shape (n_samples,)
         """
-        p = self.forward(X)
+        return self._classes(self.forward(X))
+
+    def _classes(self, p: np.ndarray) -> np.ndarray:
+        """Most probable class from the output probabilities ``p``."""
         if self.layer_sizes[-1] == 1:
             return (p[:, 0] >= 0.5).astype(np.int64)
         return p.argmax(axis=1)
+
+    def _evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """Loss and accuracy on validated ``X, y`` from one forward pass (for :meth:`fit`)."""
+        p = self._forward(X)
+        return self._cross_entropy(y), float(np.mean(self._classes(p) == y))
 
     def score(self, X, y) -> float:
         """Accuracy: the fraction of rows of ``X`` predicted as their label in ``y``.
@@ -276,6 +299,9 @@ class NumpyMLP:
     ):
         """Train with (mini-batch) gradient descent: forward, backward, step.
 
+        Like every ``fit`` in ``companion``, it returns the training history, a dict of
+        per-epoch lists, and also keeps it as :attr:`history`.
+
         Parameters
         ----------
         X : array_like of shape (n_samples, layer_sizes[0])
@@ -293,9 +319,11 @@ class NumpyMLP:
 
         Returns
         -------
-        dict
+        dict of list
             ``{"loss": [...], "accuracy": [...]}``: the loss and accuracy on all of ``X`` at the
             end of every epoch; with ``validation`` also ``"val_loss"`` and ``"val_accuracy"``.
+            The same dict is stored as :attr:`history` (it describes this call only: a second
+            ``fit`` continues from the current weights but starts a new history).
 
         Raises
         ------
@@ -327,14 +355,17 @@ class NumpyMLP:
             order = rng.permutation(n) if batch_size < n else np.arange(n)
             for start in range(0, n, batch_size):
                 batch = order[start : start + batch_size]
-                self.forward(X[batch])
-                self.backward(y[batch])
-                self.step(lr)
-            history["loss"].append(self.loss(X, y))
-            history["accuracy"].append(self.score(X, y))
+                self._forward(X[batch])
+                self._backward(y[batch])
+                self._step(lr)
+            loss, accuracy = self._evaluate(X, y)
+            history["loss"].append(loss)
+            history["accuracy"].append(accuracy)
             if validation is not None:
-                history["val_loss"].append(self.loss(X_val, y_val))
-                history["val_accuracy"].append(self.score(X_val, y_val))
+                val_loss, val_accuracy = self._evaluate(X_val, y_val)
+                history["val_loss"].append(val_loss)
+                history["val_accuracy"].append(val_accuracy)
+        self.history = history
         return history
 
 
@@ -501,3 +532,126 @@ def autograd_gradients(net: NumpyMLP, X, y):
         [w.grad.numpy() for w in weights],
         [b.grad.numpy() for b in biases],
     )
+
+
+_TORCH_ACTIVATIONS = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}
+_INITS = ("pytorch", "standard", "glorot", "he")
+
+
+def _init_network(activation, init, depth, width, n_samples, weight_scale, seed):
+    """The layers, inputs and labels of :func:`layer_statistics` (validated arguments)."""
+    with torch.random.fork_rng(devices=[]):  # leave the caller's random stream untouched
+        torch.manual_seed(seed)
+        layers = [torch.nn.Linear(width, width, dtype=torch.float64) for _ in range(depth)]
+        layers.append(torch.nn.Linear(width, 2, dtype=torch.float64))
+        with torch.no_grad():
+            for layer in layers:
+                if init == "standard":
+                    torch.nn.init.normal_(layer.weight, 0.0, 1.0)
+                elif init == "glorot":
+                    torch.nn.init.xavier_normal_(layer.weight)
+                elif init == "he":
+                    torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+                if init != "pytorch":
+                    layer.bias.zero_()
+                layer.weight *= weight_scale
+        X = torch.randn(n_samples, width, dtype=torch.float64)
+        y = torch.randint(0, 2, (n_samples,))
+    return layers, X, y
+
+
+def layer_statistics(
+    activation: str = "sigmoid",
+    init: str = "pytorch",
+    depth: int = 10,
+    width: int = 64,
+    n_samples: int = 256,
+    weight_scale: float = 1.0,
+    seed: int = 0,
+) -> dict:
+    r"""Layer-by-layer statistics of a deep MLP at initialisation, forward and backward.
+
+    The network has ``depth`` hidden layers of ``width`` units,
+    :math:`Z^{(l)} = A^{(l-1)} W^{(l)} + \mathbf b^{(l)}`, :math:`A^{(l)} = f(Z^{(l)})`, then a
+    linear layer to two classes and the mean cross-entropy, on inputs :math:`A^{(0)} = X` with
+    i.i.d. :math:`\mathcal N(0, 1)` entries and random labels. Backpropagation carries the
+    gradient down by
+
+    .. math::
+
+        \delta^{(l)} = \frac{\partial L}{\partial Z^{(l)}}
+        = \big(\delta^{(l+1)} W^{(l+1)\top}\big) \odot f'\big(Z^{(l)}\big),
+
+    one factor :math:`W^\top` and one factor :math:`f'` per layer. The weights are drawn by
+    ``init`` (float64, with PyTorch's own initialisers), then multiplied by ``weight_scale``:
+
+    - ``"pytorch"``: what ``torch.nn.Linear`` does by default,
+      :math:`w, b \sim \mathcal U(-1/\sqrt{n_\text{in}}, 1/\sqrt{n_\text{in}})`, so
+      :math:`\operatorname{Var} w = 1 / (3 n_\text{in})`;
+    - ``"standard"``: :math:`w \sim \mathcal N(0, 1)`, :math:`b = 0` (the naive choice);
+    - ``"glorot"``: :math:`w \sim \mathcal N(0, 2 / (n_\text{in} + n_\text{out}))`, :math:`b = 0`
+      (``torch.nn.init.xavier_normal_``);
+    - ``"he"``: :math:`w \sim \mathcal N(0, 2 / n_\text{in})`, :math:`b = 0`
+      (``torch.nn.init.kaiming_normal_`` with ``nonlinearity="relu"``).
+
+    Parameters
+    ----------
+    activation : {"sigmoid", "tanh", "relu"}, default "sigmoid"
+        The hidden activation :math:`f`.
+    init : {"pytorch", "standard", "glorot", "he"}, default "pytorch"
+    depth : int, default 10
+        Hidden layers.
+    width : int, default 64
+        Units per hidden layer, and input features.
+    n_samples : int, default 256
+        Rows of :math:`X`.
+    weight_scale : float, default 1.0
+        Factor applied to every weight matrix after ``init`` (biases are not scaled).
+    seed : int, default 0
+        Seeds the weights, :math:`X` and the labels; the caller's global PyTorch generator is
+        left as it was.
+
+    Returns
+    -------
+    dict of ndarray
+        ``"variance"``: :math:`\operatorname{Var} Z^{(l)}` over all examples and units, for the
+        hidden layers :math:`l = 1, \dots, \text{depth}`; ``"mean_slope"``: the mean of
+        :math:`f'(Z^{(l)})`, same layers; ``"grad_norm"``: the Frobenius norm
+        :math:`\|\delta^{(l)}\|` for :math:`l = 1, \dots, \text{depth} + 1` (the last entry is
+        the output layer's). ``grad_norm[0] / grad_norm[-1]`` is how much of the gradient at the
+        output reaches the first layer.
+
+    Raises
+    ------
+    ValueError
+        If ``activation`` or ``init`` is unknown or a size, ``weight_scale`` or ``seed`` is out
+        of range.
+    TypeError
+        If a size or the seed is not an integer, or ``weight_scale`` is not a number.
+    """
+    _validate.one_of(activation, "activation", _TORCH_ACTIVATIONS)
+    _validate.one_of(init, "init", _INITS)
+    depth = _validate.positive_int(depth, "depth")
+    width = _validate.positive_int(width, "width")
+    n_samples = _validate.positive_int(n_samples, "n_samples")
+    weight_scale = _validate.positive_float(weight_scale, "weight_scale")
+    seed = _validate.nonnegative_int(seed, "seed")
+    layers, X, y = _init_network(activation, init, depth, width, n_samples, weight_scale, seed)
+    f = _TORCH_ACTIVATIONS[activation]
+    f_grad = _ACTIVATIONS[activation][1]
+    a, pre_activations = X, []
+    for layer in layers[:-1]:
+        z = layer(a)
+        z.retain_grad()  # keep dL/dZ of this intermediate tensor
+        pre_activations.append(z)
+        a = f(z)
+    logits = layers[-1](a)
+    logits.retain_grad()
+    pre_activations.append(logits)
+    torch.nn.functional.cross_entropy(logits, y).backward()
+    hidden = [z.detach().numpy() for z in pre_activations[:-1]]
+    return {
+        "variance": np.array([z.var() for z in hidden]),
+        "mean_slope": np.array([f_grad(z).mean() for z in hidden]),
+        "grad_norm": np.array([np.linalg.norm(z.grad.numpy()) for z in pre_activations]),
+    }

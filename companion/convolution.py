@@ -9,15 +9,20 @@ What deep-learning libraries call convolution is a cross-correlation: for an inp
         w[o, c, u, v]\; x[c,\; s i + u,\; s j + v]
 
 with stride :math:`s`, after zero-padding :math:`x` by :math:`p` pixels on every side.
+Also here: the receptive field of a stack of layers, and a measure of how far a layer is from
+commuting with translations.
 """
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
+import torch
 
 from . import _validate
 
-__all__ = ["conv2d", "conv_output_size"]
+__all__ = ["conv2d", "conv_output_size", "receptive_field", "shift_equivariance_gap"]
 
 
 def conv_output_size(n: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1):
@@ -114,3 +119,115 @@ def conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0):
             raise ValueError(f"bias must have shape ({c_out},); got {bias.shape}")
         out += bias[None, :, None, None]
     return out
+
+
+def receptive_field(kernels, strides=None) -> int:
+    r"""Side of the input window that one unit at the top of a stack of layers depends on.
+
+    Layer :math:`l` (a convolution or a pooling) has kernel :math:`k_l` and stride :math:`s_l`.
+    One unit of layer :math:`l` covers :math:`k_l` units of layer :math:`l - 1`, which are
+    :math:`\prod_{i<l} s_i` input pixels apart, so each layer widens the window by
+    :math:`(k_l - 1)` times that spacing:
+
+    .. math::
+
+        r_L = 1 + \sum_{l=1}^{L} (k_l - 1) \prod_{i=1}^{l-1} s_i .
+
+    Padding moves the window but does not change its size (near the border part of it falls
+    on the padding).
+
+    Parameters
+    ----------
+    kernels : sequence of int
+        :math:`k_1, \dots, k_L`, from the input upwards.
+    strides : sequence of int, optional
+        :math:`s_1, \dots, s_L`; default all 1.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    TypeError, ValueError
+        If an entry is not a positive int or the two sequences differ in length.
+    """
+    if isinstance(kernels, numbers.Integral):
+        raise TypeError("kernels must be a sequence of ints, e.g. [3, 2, 3]")
+    kernels = [_validate.positive_int(k, "kernels entry") for k in kernels]
+    strides = [1] * len(kernels) if strides is None else list(strides)
+    if len(strides) != len(kernels):
+        raise ValueError(f"strides has {len(strides)} entries but kernels has {len(kernels)}")
+    strides = [_validate.positive_int(s, "strides entry") for s in strides]
+    size, spacing = 1, 1
+    for k, s in zip(kernels, strides, strict=True):
+        size += (k - 1) * spacing
+        spacing *= s
+    return size
+
+
+def shift_equivariance_gap(f, x, shift, out_shift=None, margin: int = 0) -> float:
+    r"""How far ``f`` is from commuting with a translation, measured away from the borders.
+
+    With :math:`T_{\mathbf s}` the shift of an image by :math:`\mathbf s = (s_y, s_x)`
+    pixels (circular, ``torch.roll``) and :math:`\mathbf t` the matching shift of the output,
+
+    .. math::
+
+        \text{gap} = \frac{\max \lvert f(T_{\mathbf s}\, x) - T_{\mathbf t}\, f(x)
+            \rvert}{\max \lvert T_{\mathbf t}\, f(x) \rvert},
+
+    both maxima over the output with ``margin`` pixels cut from every side (where the wrapped
+    pixels and the padding differ). A convolution with stride 1 is *equivariant*,
+    :math:`f(T_{\mathbf s} x) = T_{\mathbf s} f(x)`: the gap is rounding error. A layer
+    that downsamples by 2 can at best satisfy it with :math:`\mathbf t = \mathbf s / 2`.
+
+    Parameters
+    ----------
+    f : callable
+        Maps a tensor of shape (batch, C, H, W) to one of shape (batch, C', H', W').
+    x : torch.Tensor of shape (batch, C, H, W)
+    shift : pair of int
+        :math:`\mathbf s`, in input pixels (down, right).
+    out_shift : pair of int, optional
+        :math:`\mathbf t`, in output pixels; default ``shift``.
+    margin : int, default 0
+        Output pixels ignored on every side.
+
+    Returns
+    -------
+    float
+        0 for an exactly equivariant ``f``; of order 1 when ``f`` ignores the shift.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``x`` is not a 4-D tensor, a shift is not a pair of ints, or ``margin`` leaves
+        nothing to compare.
+    """
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        raise TypeError("x must be a torch.Tensor of shape (batch, C, H, W)")
+
+    def pair(value, name):
+        if (
+            not isinstance(value, (tuple, list))
+            or len(value) != 2
+            or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value)
+        ):
+            raise TypeError(f"{name} must be a pair of ints (down, right); got {value!r}")
+        return int(value[0]), int(value[1])
+
+    shift = pair(shift, "shift")
+    out_shift = shift if out_shift is None else pair(out_shift, "out_shift")
+    margin = _validate.nonnegative_int(margin, "margin")
+    with torch.no_grad():
+        moved_first = f(torch.roll(x, shift, dims=(-2, -1)))
+        moved_after = torch.roll(f(x), out_shift, dims=(-2, -1))
+    if moved_first.ndim != 4 or moved_first.shape != moved_after.shape:
+        raise ValueError("f must map (batch, C, H, W) to a 4-D tensor of a fixed shape")
+    height, width = moved_after.shape[-2:]
+    if 2 * margin >= min(height, width):
+        raise ValueError(f"margin {margin} leaves nothing of a {height}x{width} output")
+    inner = (..., slice(margin, height - margin), slice(margin, width - margin))
+    scale = moved_after[inner].abs().max()
+    return float((moved_first[inner] - moved_after[inner]).abs().max() / scale)

@@ -9,7 +9,13 @@ from torch import nn
 
 from . import _validate
 
-__all__ = ["NeuralNetwork", "ConvolutionalNN", "train_shapes_cnn", "train_seed_mlp"]
+__all__ = [
+    "NeuralNetwork",
+    "ConvolutionalNN",
+    "train_shapes_cnn",
+    "train_digits_cnn",
+    "train_seed_mlp",
+]
 
 
 class NeuralNetwork(nn.Module):
@@ -101,9 +107,21 @@ class ConvolutionalNN(nn.Module):
         A^{(l-1)} + b^{(l)})\big).
 
     The notes flatten a hard-coded :math:`128 \cdot 4 \cdot 4` features, which is right only
-    for :math:`32 \times 32` inputs. Here an adaptive average pool resizes the last feature map
-    to ``pooled_size`` × ``pooled_size`` first, so **any input of at least 8 × 8 pixels**
-    works; for 32 × 32 inputs with the defaults the pool is the identity and the network is
+    for :math:`32 \times 32` inputs. Here an adaptive average pool sits in front of ``fc1`` and
+    **only ever pools down**: for images of at least ``input_size`` = :math:`(H, W)` pixels the
+    last feature map has at least :math:`\lfloor H/8 \rfloor \times \lfloor W/8 \rfloor`
+    cells, and the pool averages it to
+
+    .. math::
+
+        h_p \times w_p = \min(\texttt{pooled\_size}, \lfloor H/8 \rfloor) \times
+            \min(\texttt{pooled\_size}, \lfloor W/8 \rfloor),
+
+    so ``fc1`` has :math:`C_3 h_p w_p` inputs, each a distinct feature. An image whose map is
+    smaller than :math:`h_p \times w_p` is rejected: an adaptive pool would fill the gap by
+    *repeating* cells (a :math:`1 \times 1` map copied 16 times), which only multiplies
+    ``fc1``'s weights. Any ``input_size`` of at least 8 × 8 works; with the defaults
+    (32 × 32, ``pooled_size=4``) the pool is the identity on 32 × 32 images and the network is
     exactly the notes'. Every activation is its own :class:`torch.nn.ReLU` module (SHAP needs
     that, chapter 8), and the last block's activation ``relu3`` is the natural Grad-CAM layer.
 
@@ -118,12 +136,24 @@ class ConvolutionalNN(nn.Module):
         Widths of the two hidden linear layers.
     dropout_rate : float, default 0.5
     pooled_size : int, default 4
-        Side of the feature map fed to the linear layers.
+        Largest side of the feature map fed to the linear layers.
+    input_size : int or pair of ints, default 32
+        Height and width of the smallest images the network will be given (at least 8); an
+        int means a square. Larger images are pooled down to the same :math:`h_p \times w_p`.
+
+    Attributes
+    ----------
+    input_size : tuple
+        ``(H, W)`` as given, two ints.
+    pooled_shape : tuple
+        :math:`(h_p, w_p)`, two ints, the map ``fc1`` reads: ``fc1.in_features`` is
+        :math:`C_3 h_p w_p`.
 
     Raises
     ------
     TypeError, ValueError
-        If a size is not a positive int or ``dropout_rate`` is outside :math:`[0, 1)`.
+        If a size is not a positive int, ``input_size`` is below 8, or ``dropout_rate`` is
+        outside :math:`[0, 1)`.
     """
 
     min_size = 8
@@ -136,6 +166,7 @@ class ConvolutionalNN(nn.Module):
         hidden=(256, 128),
         dropout_rate: float = 0.5,
         pooled_size: int = 4,
+        input_size=32,
     ):
         super().__init__()
         self.input_channels = _validate.positive_int(input_channels, "input_channels")
@@ -145,6 +176,19 @@ class ConvolutionalNN(nn.Module):
         c1, c2, c3 = (_validate.positive_int(c, "channels entry") for c in channels)
         h1, h2 = (_validate.positive_int(h, "hidden entry") for h in hidden)
         pooled_size = _validate.positive_int(pooled_size, "pooled_size")
+        if isinstance(input_size, numbers.Integral):
+            input_size = (input_size, input_size)
+        if not isinstance(input_size, (tuple, list)) or len(input_size) != 2:
+            raise TypeError(f"input_size must be an int or a pair (H, W); got {input_size!r}")
+        height, width = (_validate.positive_int(n, "input_size entry") for n in input_size)
+        if min(height, width) < self.min_size:
+            raise ValueError(
+                f"input_size must be at least {self.min_size}x{self.min_size} (three 2x2 "
+                f"poolings); got {height}x{width}"
+            )
+        self.input_size = (height, width)
+        # floor(floor(floor(n/2)/2)/2) = floor(n/8): the side of the last feature map
+        self.pooled_shape = (min(pooled_size, height // 8), min(pooled_size, width // 8))
         if isinstance(dropout_rate, bool) or not isinstance(dropout_rate, numbers.Real):
             raise TypeError(f"dropout_rate must be a float; got {type(dropout_rate).__name__}")
         if not 0.0 <= dropout_rate < 1.0:
@@ -158,8 +202,8 @@ class ConvolutionalNN(nn.Module):
         self.conv3 = nn.Conv2d(c2, c3, kernel_size=3, padding=1)
         self.relu3 = nn.ReLU()
         self.pool3 = nn.MaxPool2d(2, 2)
-        self.resize = nn.AdaptiveAvgPool2d(pooled_size)
-        self.fc1 = nn.Linear(c3 * pooled_size * pooled_size, h1)
+        self.resize = nn.AdaptiveAvgPool2d(self.pooled_shape)
+        self.fc1 = nn.Linear(c3 * self.pooled_shape[0] * self.pooled_shape[1], h1)
         self.relu4 = nn.ReLU()
         self.dropout1 = nn.Dropout(dropout_rate)
         self.fc2 = nn.Linear(h1, h2)
@@ -187,7 +231,9 @@ class ConvolutionalNN(nn.Module):
         Raises
         ------
         ValueError
-            If ``x`` is not 4-D, has the wrong number of channels, or is smaller than 8 × 8.
+            If ``x`` is not 4-D, has the wrong number of channels, is smaller than 8 × 8, or
+            leaves a feature map smaller than ``pooled_shape`` (build the network with a
+            smaller ``input_size`` for such images).
         """
         if x.ndim != 4 or x.shape[1] != self.input_channels:
             raise ValueError(
@@ -198,19 +244,62 @@ class ConvolutionalNN(nn.Module):
                 f"images must be at least {self.min_size}x{self.min_size} (three 2x2 poolings); "
                 f"got {x.shape[-2]}x{x.shape[-1]}"
             )
-        x = self.resize(self.features(x)).flatten(1)
-        x = self.dropout1(self.relu4(self.fc1(x)))
-        x = self.dropout2(self.relu5(self.fc2(x)))
-        return self.fc3(x)
+        height, width = x.shape[-2:]
+        if height // 8 < self.pooled_shape[0] or width // 8 < self.pooled_shape[1]:
+            raise ValueError(
+                f"{height}x{width} images leave a {height // 8}x{width // 8} feature map, smaller "
+                f"than the {self.pooled_shape[0]}x{self.pooled_shape[1]} that fc1 was built for "
+                f"(input_size={self.input_size}); the pool would only repeat its cells. Build "
+                f"the network with input_size=({height}, {width})"
+            )
+        return self.head(self.resize(self.features(x)).flatten(1))
+
+    def head(self, z: torch.Tensor) -> torch.Tensor:
+        """The three linear layers: class logits from flattened, pooled feature maps.
+
+        Parameters
+        ----------
+        z : torch.Tensor of shape (batch, fc1.in_features)
+
+        Returns
+        -------
+        torch.Tensor of shape (batch, num_classes)
+        """
+        z = self.dropout1(self.relu4(self.fc1(z)))
+        z = self.dropout2(self.relu5(self.fc2(z)))
+        return self.fc3(z)
 
 
-def train_shapes_cnn(seed: int = 0, n: int = 3000, size: int = 32, epochs: int = 10):
-    r"""Train the small shapes classifier of chapter 5, deterministically (chapter 8 reuses it).
+def _recipe_model(model, default):
+    """The network a recipe trains: ``model()`` if given, else ``default()``."""
+    if model is None:
+        return default()
+    if isinstance(model, nn.Module) or not callable(model):
+        raise TypeError(
+            "model must be a callable that builds the network (a function or a class, called "
+            f"after seeding), not {type(model).__name__}"
+        )
+    return model()
 
-    A :class:`ConvolutionalNN` with channels (16, 32, 64) and dropout 0.3, trained with Adam
-    (learning rate :math:`3 \cdot 10^{-3}`, cosine-annealed to 0) for ``epochs`` epochs on the
-    first 80 % of ``make_shapes(n, size, seed)``, batches of 64, on the CPU. The same seed gives
-    the same weights, so a later chapter retrains it (about 10 s) instead of storing a binary.
+
+def train_shapes_cnn(
+    seed: int = 0,
+    n: int = 3000,
+    size: int = 32,
+    epochs: int = 10,
+    lr: float = 3e-3,
+    model=None,
+):
+    r"""Train chapter 5's shapes classifier, deterministically (chapter 8 too).
+
+    ``ConvolutionalNN(1, 3, channels=(16, 32, 64), dropout_rate=0.3,
+    input_size=size)`` is trained with Adam at :math:`\eta_0` = ``lr``,
+    cosine-annealed over the run,
+    :math:`\eta_t = \tfrac12 \eta_0 (1 + \cos(\pi t / T))` with :math:`T` =
+    ``epochs``, on the first 80 % of ``make_shapes(n, size, seed)`` in
+    batches of 64, on the CPU; the last 20 % are held out. The same seed
+    gives the same weights, so a later chapter retrains it (about 10 s)
+    instead of storing a binary.
 
     Parameters
     ----------
@@ -219,22 +308,31 @@ def train_shapes_cnn(seed: int = 0, n: int = 3000, size: int = 32, epochs: int =
     n : int, default 3000
     size : int, default 32
     epochs : int, default 10
+    lr : float, default 3e-3
+    model : callable, optional
+        Builds the network to train instead (called once, after seeding,
+        with no arguments): chapter 5 compares an MLP on the same recipe.
 
     Returns
     -------
     trainer : companion.training.Trainer
         Holding the trained model and its history.
     data : tuple of torch.Tensor
-        ``(images, labels, boxes)`` of all ``n`` images; the last 20 % were held out.
+        ``(images, labels, boxes)`` of all ``n`` images.
     """
     from .data import make_shapes, train_val_loaders
     from .training import Trainer
     from .utils import seed_everything
 
+    epochs = _validate.positive_int(epochs, "epochs")
+    lr = _validate.positive_float(lr, "lr")
     images, labels, boxes = make_shapes(n, size=size, seed=seed)
     seed_everything(seed)
-    model = ConvolutionalNN(1, 3, channels=(16, 32, 64), dropout_rate=0.3)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model = _recipe_model(
+        model,
+        lambda: ConvolutionalNN(1, 3, channels=(16, 32, 64), dropout_rate=0.3, input_size=size),
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     loaders = train_val_loaders(images, labels, train_size=int(0.8 * n), batch_size=64, seed=seed)
     trainer = Trainer(model, device="cpu")
@@ -242,37 +340,128 @@ def train_shapes_cnn(seed: int = 0, n: int = 3000, size: int = 32, epochs: int =
     return trainer, (images, labels, boxes)
 
 
-def train_seed_mlp(seed: int = 0, epochs: int = 100):
-    r"""Train chapter 3's MLP with the chapter's better recipe, deterministically.
+def train_digits_cnn(seed: int = 0, epochs: int = 15, lr: float = 3e-3, model=None):
+    r"""Train chapter 5's digits classifier, deterministically.
+
+    scikit-learn's 1797 digits of 8 × 8 pixels are shuffled once by a fixed
+    permutation (the file is ordered by writer): the first 1437 train, the
+    last 360 test, the same split for every ``seed``.
+    ``ConvolutionalNN(1, 10, dropout_rate=0.3, input_size=8)`` is trained
+    with Adam at :math:`\eta_0` = ``lr``, cosine-annealed over the run,
+    :math:`\eta_t = \tfrac12 \eta_0 (1 + \cos(\pi t / T))` with :math:`T` =
+    ``epochs``, in batches of 64, on the CPU. The same seed gives the same
+    weights.
+
+    Parameters
+    ----------
+    seed : int, default 0
+        Seeds the initial weights, dropout and the batch order (not the
+        split).
+    epochs : int, default 15
+    lr : float, default 3e-3
+    model : callable, optional
+        Builds the network to train instead (called once, after seeding,
+        with no arguments): chapter 5 compares an MLP on the same recipe.
+
+    Returns
+    -------
+    companion.training.Trainer
+        Holding the trained model and its history; ``history["val_acc"]``
+        is the accuracy on the 360 test digits.
+    """
+    from .data import load_digits_tensors, train_val_loaders
+    from .training import Trainer
+    from .utils import seed_everything
+
+    epochs = _validate.positive_int(epochs, "epochs")
+    lr = _validate.positive_float(lr, "lr")
+    images, labels = load_digits_tensors()
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+    loaders = train_val_loaders(
+        images[order], labels[order], train_size=1437, batch_size=64, seed=seed
+    )
+    seed_everything(seed)
+    model = _recipe_model(
+        model,
+        lambda: ConvolutionalNN(1, 10, dropout_rate=0.3, input_size=8),
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    trainer = Trainer(model, device="cpu")
+    trainer.fit(*loaders, epochs, optimizer=optimizer, scheduler=scheduler, progress=False)
+    return trainer
+
+
+def train_seed_mlp(
+    seed: int = 0,
+    epochs: int = 100,
+    lr: float = 1e-2,
+    schedule: str = "cosine",
+):
+    r"""Train chapter 3's MLP on the notes' data, deterministically: the better recipe by default.
 
     ``NeuralNetwork(10, [64, 32], 3, dropout_rate=0.2)`` on ``make_seed_dataset()`` (the first
     800 points for training, the last 200 for validation, batches of 32), trained with Adam at
-    :math:`\eta_0 = 10^{-2}`, cosine-annealed over the run,
-    :math:`\eta_t = \tfrac12 \eta_0 (1 + \cos(\pi t / T))` with :math:`T` = ``epochs``, on the CPU.
-    The same seed gives the same weights.
+    :math:`\eta_0` = ``lr`` for ``epochs`` epochs on the CPU, with the learning rate of epoch
+    :math:`t = 0, 1, \dots` given by ``schedule``:
+
+    .. math::
+
+        \text{cosine: } \eta_t = \tfrac12 \eta_0 \big(1 + \cos(\pi t / T)\big),\ T =
+        \texttt{epochs}; \qquad
+        \text{step: } \eta_t = \eta_0 \cdot 0.1^{\lfloor t / 10 \rfloor}; \qquad
+        \text{constant: } \eta_t = \eta_0.
+
+    The defaults are the chapter's better recipe (chapter 8 reuses it);
+    ``train_seed_mlp(seed, epochs=50, lr=1e-3, schedule="step")`` is the original notes' recipe
+    (their ``StepLR(step_size=10, gamma=0.1)``). The same arguments give the same weights.
 
     Parameters
     ----------
     seed : int, default 0
         Seeds the initial weights, dropout and the batch order (the data are always the same).
     epochs : int, default 100
+    lr : float, default 1e-2
+        The initial learning rate :math:`\eta_0`.
+    schedule : {"cosine", "step", "constant"}, default "cosine"
 
     Returns
     -------
     companion.training.Trainer
         Holding the trained model (in training mode) and its history.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``epochs`` is not a positive int, ``lr`` not a positive number or ``schedule`` is
+        not one of the three.
     """
+    from torch.optim import lr_scheduler
+
     from .data import make_seed_dataset, train_val_loaders
     from .training import Trainer
     from .utils import seed_everything
 
     epochs = _validate.positive_int(epochs, "epochs")
+    lr = _validate.positive_float(lr, "lr")
+    _validate.one_of(schedule, "schedule", {"cosine", "step", "constant"})
     X, y = make_seed_dataset()
     seed_everything(seed)
     model = NeuralNetwork(10, [64, 32], 3, dropout_rate=0.2)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    if schedule == "cosine":
+        scheduler = lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    elif schedule == "step":  # the notes' schedule
+        scheduler = lr_scheduler.StepLR(optimizer, step_size=10, gamma=0.1)
+    else:
+        scheduler = None
     loaders = train_val_loaders(X, y, train_size=800, batch_size=32, seed=seed)
     trainer = Trainer(model, device="cpu")
-    trainer.fit(*loaders, epochs=epochs, optimizer=optimizer, scheduler=scheduler, progress=False)
+    trainer.fit(
+        *loaders,
+        epochs=epochs,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        progress=False,
+    )
     return trainer

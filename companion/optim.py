@@ -4,8 +4,14 @@ Both optimisers subclass :class:`torch.optim.Optimizer`, so they plug into any P
 loop, learning-rate scheduler or checkpoint: ``zero_grad``, ``param_groups``, ``state_dict`` and
 ``load_state_dict`` are inherited. Only ``step`` is ours: one loop over the parameters, a few
 in-place tensor operations per parameter, each one line of the algorithm in the class docstring.
-They reproduce :class:`torch.optim.SGD` and :class:`torch.optim.Adam` (default options) exactly,
-operation for operation, so a float64 run of either agrees with PyTorch's to the last few bits.
+They perform the floating-point operations of PyTorch's single-tensor implementation
+(``foreach=False``, its default for CPU parameters) in the same order, so they reproduce
+:class:`torch.optim.SGD` and :class:`torch.optim.Adam` bit for bit there (``torch.equal``, in
+float32 and float64, Nesterov and AMSGrad included). PyTorch's ``fused=True`` kernels order the
+operations differently and agree only to rounding.
+
+:func:`learning_rate_sweep` runs one minimisation per learning rate, all at once, for the
+chapter's learning-rate grids on :func:`quadratic` and :func:`rosenbrock`.
 """
 
 from __future__ import annotations
@@ -16,7 +22,14 @@ import torch
 
 from . import _validate
 
-__all__ = ["SGD", "Adam", "optimization_path", "quadratic", "rosenbrock"]
+__all__ = [
+    "SGD",
+    "Adam",
+    "learning_rate_sweep",
+    "optimization_path",
+    "quadratic",
+    "rosenbrock",
+]
 
 
 def _betas(betas) -> tuple[float, float]:
@@ -318,13 +331,21 @@ def _check_adam_hyperparameters(hp: dict) -> None:
         raise TypeError(f"amsgrad must be True or False; got {type(hp['amsgrad']).__name__}")
 
 
-def quadratic(p, condition: float = 100.0):
-    r"""An ill-conditioned bowl, :math:`f(x, y) = \tfrac12 (x^2 + \kappa y^2)`.
+def quadratic(p, condition: float = 100.0, angle: float = 0.0):
+    r"""An ill-conditioned bowl, :math:`f(x, y) = \tfrac12 (u^2 + \kappa w^2)`, optionally rotated.
 
-    Its Hessian is :math:`\operatorname{diag}(1, \kappa)`: the curvature along :math:`y` is
-    :math:`\kappa` times that along :math:`x`. Gradient descent is stable only for
-    :math:`\eta < 2/\kappa`, and at such a step it shrinks :math:`x` by only a factor
-    :math:`(1 - \eta)` per step.
+    .. math::
+
+        \begin{pmatrix} u \\ w \end{pmatrix} =
+        \begin{pmatrix} \cos\alpha & \sin\alpha \\ -\sin\alpha & \cos\alpha \end{pmatrix}
+        \begin{pmatrix} x \\ y \end{pmatrix}
+
+    With :math:`\alpha = 0` this is :math:`\tfrac12 (x^2 + \kappa y^2)`, whose Hessian is
+    :math:`\operatorname{diag}(1, \kappa)`: the curvature along :math:`y` is :math:`\kappa`
+    times that along :math:`x`. Gradient descent is stable only for :math:`\eta < 2/\kappa`,
+    and at such a step it shrinks :math:`x` by only a factor :math:`(1 - \eta)` per step. A
+    rotation by :math:`\alpha` keeps the eigenvalues :math:`1, \kappa` of the Hessian and turns
+    its eigenvectors away from the coordinate axes.
 
     Parameters
     ----------
@@ -332,13 +353,19 @@ def quadratic(p, condition: float = 100.0):
         The point(s) :math:`(x, y)`; extra dimensions evaluate a grid.
     condition : float, default 100
         The condition number :math:`\kappa \ge 1`.
+    angle : float, default 0
+        The rotation :math:`\alpha` in radians (keyword; 0 is exactly the unrotated formula).
 
     Returns
     -------
     torch.Tensor or ndarray
         :math:`f(x, y)`, shape ``p.shape[1:]``.
     """
-    return 0.5 * (p[0] ** 2 + condition * p[1] ** 2)
+    if angle == 0:
+        return 0.5 * (p[0] ** 2 + condition * p[1] ** 2)
+    c, s = math.cos(angle), math.sin(angle)
+    u, w = c * p[0] + s * p[1], c * p[1] - s * p[0]
+    return 0.5 * (u**2 + condition * w**2)
 
 
 def rosenbrock(p, a: float = 1.0, b: float = 100.0):
@@ -410,3 +437,74 @@ def optimization_path(f, start, make_optimizer, steps: int):
         optimizer.step()
         path.append(theta.detach().clone())
     return torch.stack(path).numpy()
+
+
+def learning_rate_sweep(f, start, make_optimizer, learning_rates, steps: int):
+    r"""Minimise ``f`` from ``start`` once per learning rate, all runs advancing together.
+
+    For every :math:`\eta_k` of ``learning_rates`` this computes the same iterates as
+    ``optimization_path(f, start, lambda p: make_optimizer([{"params": p, "lr": eta_k}]),
+    steps)``: each run is one parameter group with its own ``lr`` and its own state, and one
+    backward pass of :math:`\sum_k f(\theta^{(k)})` gives every run its own gradient
+    :math:`\nabla f(\theta^{(k)})`, because the terms share no parameters. One optimiser step
+    then advances all runs, which is much faster than one optimiser per rate.
+
+    Parameters
+    ----------
+    f : callable
+        Maps a float64 tensor of shape ``(d, n)`` (``n`` points as columns) to the ``n``
+        values, like :func:`quadratic` and :func:`rosenbrock`.
+    start : array_like of shape (d,)
+        :math:`\theta_0`, the same for every run.
+    make_optimizer : callable
+        Builds the optimiser from a list of parameter groups, each holding its ``lr``, e.g.
+        ``lambda groups: SGD(groups, lr=1.0, momentum=0.9)`` (the groups' rates override
+        ``lr``). Only element-wise optimisers keep the runs independent (SGD, Adam).
+    learning_rates : sequence of float
+        The rates :math:`\eta_k > 0`.
+    steps : int
+        Number of optimiser steps.
+
+    Returns
+    -------
+    ndarray of shape (len(learning_rates), steps + 1, d)
+        The path of each run, :math:`\theta^{(k)}_0 \dots \theta^{(k)}_\text{steps}`;
+        diverging runs become inf or NaN without disturbing the others.
+
+    Raises
+    ------
+    TypeError
+        If ``f`` or ``make_optimizer`` is not callable, ``make_optimizer`` does not return a
+        :class:`torch.optim.Optimizer`, or a rate is not a number.
+    ValueError
+        If ``start`` is not a finite 1-D array, ``steps`` is not a positive int, ``learning_rates``
+        is empty or a rate is not positive, or ``f`` does not return one value per point.
+    """
+    if not callable(f) or not callable(make_optimizer):
+        raise TypeError("f and make_optimizer must be callable")
+    start = _validate.float_array(start, "start")
+    if start.ndim != 1 or start.size == 0:
+        raise ValueError(f"start must be a 1-D point; got shape {start.shape}")
+    _validate.finite(start, "start")
+    steps = _validate.positive_int(steps, "steps")
+    rates = [_validate.positive_float(lr, "learning_rates") for lr in learning_rates]
+    if not rates:
+        raise ValueError("learning_rates is empty: give at least one rate")
+    thetas = [torch.tensor(start, dtype=torch.float64, requires_grad=True) for _ in rates]
+    groups = [{"params": [t], "lr": lr} for t, lr in zip(thetas, rates, strict=True)]
+    optimizer = make_optimizer(groups)
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"make_optimizer must return a torch.optim.Optimizer; got {optimizer!r}")
+    path = [torch.stack([t.detach().clone() for t in thetas])]
+    for _ in range(steps):
+        optimizer.zero_grad()
+        values = f(torch.stack(thetas, dim=1))
+        if values.shape != (len(rates),):
+            raise ValueError(
+                f"f must return one value per point, shape ({len(rates)},); got "
+                f"{tuple(values.shape)}"
+            )
+        values.sum().backward()
+        optimizer.step()
+        path.append(torch.stack([t.detach().clone() for t in thetas]))
+    return torch.stack(path, dim=1).numpy()

@@ -41,8 +41,9 @@ class Perceptron:
     ----------
     weights_ : ndarray of shape (n_features,)
     bias_ : float
-    errors_ : list of int
-        Number of mistakes (updates) in each epoch.
+    history : dict of list
+        ``{"errors": [...]}``: the number of mistakes (updates) in each epoch of the last
+        :meth:`fit`, the dict that :meth:`fit` returned.
     converged_ : bool
         True if an epoch passed without a single mistake.
     """
@@ -53,8 +54,12 @@ class Perceptron:
         self.shuffle = bool(shuffle)
         self.seed = _validate.nonnegative_int(seed, "seed")
 
-    def fit(self, X, y) -> Perceptron:
+    def fit(self, X, y) -> dict:
         """Run the perceptron learning rule until an epoch has no mistakes or ``max_epochs``.
+
+        Like every ``fit`` in ``companion``, it returns the training history, a dict of
+        per-epoch lists, and also keeps it as :attr:`history`. Each call starts again from zero
+        weights.
 
         Parameters
         ----------
@@ -65,8 +70,9 @@ class Perceptron:
 
         Returns
         -------
-        Perceptron
-            ``self``, fitted.
+        dict of list
+            ``{"errors": [...]}``, the number of mistakes in each epoch; the last entry is 0
+            exactly when the rule converged. The same dict is stored as :attr:`history`.
 
         Raises
         ------
@@ -79,7 +85,7 @@ class Perceptron:
         rng = np.random.default_rng(self.seed)
         self.weights_ = np.zeros(X.shape[1])
         self.bias_ = 0.0
-        self.errors_ = []
+        errors = []
         self.converged_ = False
         for _ in range(self.max_epochs):
             order = rng.permutation(len(X)) if self.shuffle else np.arange(len(X))
@@ -91,11 +97,12 @@ class Perceptron:
                     self.weights_ += update * X[i]
                     self.bias_ += update
                     mistakes += 1
-            self.errors_.append(mistakes)
+            errors.append(mistakes)
             if mistakes == 0:
                 self.converged_ = True
                 break
-        return self
+        self.history = {"errors": errors}
+        return self.history
 
     def decision_function(self, X) -> np.ndarray:
         r"""The pre-activation :math:`z = \mathbf w \cdot \mathbf x + b` for every row of ``X``.

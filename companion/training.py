@@ -8,7 +8,9 @@ One epoch of mini-batch training minimises the mean cross-entropy
         \log \operatorname{softmax}\big(f_\theta(\mathbf x_i)\big)_{y_i}
 
 batch by batch: forward pass, loss, ``loss.backward()`` for :math:`\nabla_\theta L`, optional
-gradient clipping, ``optimizer.step()``.
+gradient clipping, ``optimizer.step()``. Before each step the loss and every element of the
+gradient :math:`\nabla_\theta L` must be finite, so a NaN or an infinity from the data or the
+backward pass never reaches the weights.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import re
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -30,6 +33,15 @@ __all__ = ["Trainer", "plot_history"]
 
 _HISTORY_KEYS = ("train_loss", "val_loss", "train_acc", "val_acc", "lr")
 _CHECKPOINT_FORMAT = 1
+# PyTorch's messages for inputs of the wrong shape (checked against torch 2.14): only these
+# become a ValueError about the loader's batch; any other RuntimeError (out of memory, tensors
+# on two devices, dtypes, cuDNN) is re-raised unchanged.
+_SHAPE_ERROR = re.compile(
+    r"mat1 and mat2 shapes cannot be multiplied|size mismatch|must match the size of tensor"
+    r"|is invalid for input of size|to have \d+ channels|Expected \d+D .*input"
+    r"|expected input with shape|Sizes of tensors must match|must be equal to input_size"
+    r"|Output size is too small|Kernel size can't be greater than actual input size"
+)
 
 
 class Trainer:
@@ -44,15 +56,23 @@ class Trainer:
     device : str or torch.device, optional
         Where to train; ``None`` picks CUDA when present, else the CPU (see
         :func:`companion.utils.get_device`). The model is moved there.
-    criterion : torch.nn.Module, optional
-        The loss; default :class:`torch.nn.CrossEntropyLoss` (mean over the batch).
+    criterion : callable, optional
+        The loss of a batch; default :class:`torch.nn.CrossEntropyLoss`. It must reduce the batch
+        to its mean (``reduction="mean"``, assumed when the criterion has no ``reduction``
+        attribute) or its sum (``reduction="sum"``): the epoch's loss is the sum over batches of
+        ``loss * batch_size`` (or of ``loss``) divided by the number of examples. For a criterion
+        with class weights the batch mean is itself weighted, and so is the epoch's.
 
     Attributes
     ----------
     history : dict of list
         Per epoch: ``train_loss``, ``val_loss`` (mean per example), ``train_acc``, ``val_acc``
         (fractions in [0, 1]) and ``lr`` (the first parameter group's learning rate at the start
-        of the epoch).
+        of the epoch, the rate that epoch trained with). ``train_loss`` and ``train_acc`` are
+        running averages over the epoch's batches, in training mode (dropout on) while the
+        weights change after every batch: they are *not* the loss and accuracy of the epoch's
+        final weights. ``val_loss`` and ``val_acc`` are, on the validation data, in evaluation
+        mode; for the training data's, call :meth:`validate` on a training loader.
     epoch : int
         Epochs completed so far (it continues across :meth:`fit` calls and checkpoints).
     optimizer, scheduler
@@ -60,14 +80,31 @@ class Trainer:
         ``optimizer=`` continues with them.
     best_epoch : int or None
         With early stopping, the epoch (1-based) whose weights were restored.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a :class:`torch.nn.Module` or ``criterion`` is not callable.
+    ValueError
+        If ``criterion.reduction`` is neither ``"mean"`` nor ``"sum"`` (e.g. ``"none"``).
     """
 
     def __init__(self, model: nn.Module, device=None, criterion: nn.Module | None = None):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+        if criterion is not None and not callable(criterion):
+            raise TypeError(f"criterion must be callable; got {type(criterion).__name__}")
+        criterion = criterion if criterion is not None else nn.CrossEntropyLoss()
+        reduction = getattr(criterion, "reduction", "mean")
+        if reduction not in ("mean", "sum"):
+            raise ValueError(
+                "criterion must reduce a batch to its mean (reduction='mean') or sum "
+                f"(reduction='sum'); got reduction={reduction!r}"
+            )
         self.device = get_device(device)
         self.model = model.to(self.device)
-        self.criterion = criterion if criterion is not None else nn.CrossEntropyLoss()
+        self.criterion = criterion
+        self._sums = reduction == "sum"
         self.history = {key: [] for key in _HISTORY_KEYS}
         self.epoch = 0
         self.optimizer = None
@@ -98,11 +135,17 @@ class Trainer:
     def _forward(self, x, name: str, batch_idx: int):
         try:
             return self.model(x)
-        except RuntimeError as err:  # shape mismatches deep inside the model
-            raise ValueError(
-                f"the model cannot take batch {batch_idx} of {name}, inputs of shape "
-                f"{tuple(x.shape)}: {err}"
-            ) from err
+        except RuntimeError as err:
+            where = f"batch {batch_idx} of {name}, inputs of shape {tuple(x.shape)}"
+            if _SHAPE_ERROR.search(str(err)):  # a shape mismatch deep inside the model
+                raise ValueError(f"the model cannot take {where}: {err}") from err
+            if hasattr(err, "add_note"):  # Python >= 3.11; type and message stay the same
+                err.add_note(f"(raised by the model on {where}, {x.dtype}, on {x.device})")
+            raise
+
+    def _batch_total(self, loss: float, n: int) -> float:
+        """The batch's summed loss from the criterion's mean (times ``n``) or sum."""
+        return loss if self._sums else loss * n
 
     @staticmethod
     def _flatten_sequences(output, y):
@@ -155,13 +198,19 @@ class Trainer:
         Returns
         -------
         loss, accuracy : float
-            Mean loss per example and fraction of correct predictions, over the epoch.
+            Mean loss per example and fraction of correct predictions, averaged over the epoch's
+            batches as they were trained: in training mode (dropout on), each batch scored by
+            the weights before its own step.
 
         Raises
         ------
         FloatingPointError
-            If a batch's loss is NaN or infinite; the message names the epoch and the batch, and
-            the weights are left as they were before that batch.
+            If a batch's loss or an element of its gradient (after clipping) is NaN or
+            infinite; the message names the epoch and the batch, and that batch's step is not
+            taken, so the weights and the optimizer's state are those after the previous batch.
+            This catches NaN and infinity, not divergence: a learning rate far too large can
+            make the weights huge (1e25 and more) with every number still finite, until the
+            loss overflows; the message reports the largest weight.
         ValueError
             On an empty loader, inputs the model cannot take, or labels out of range.
         """
@@ -169,29 +218,38 @@ class Trainer:
         if optimizer is None:
             raise ValueError("train_epoch needs an optimizer (or call fit, which makes one)")
         self._set_train_mode()
+        params = list(self.model.parameters())
         total_loss, correct, seen = 0.0, 0, 0
         for batch_idx, x, y in self._batches(train_loader, "train_loader"):
             output = self._forward(x, "train_loader", batch_idx)
             output, y = self._flatten_sequences(output, y)
             self._check_labels(output, y, "train_loader", batch_idx)
             loss = self.criterion(output, y)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"the loss is {loss.item()} at epoch {self.epoch + 1}, batch {batch_idx}: "
-                    "training stopped before that batch's step (try a smaller learning rate or "
-                    "gradient clipping)"
-                )
+            value = loss.item()
+            if not math.isfinite(value):
+                self._stop(f"the loss is {value}", batch_idx)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if clip_grad_norm is not None:
-                nn.utils.clip_grad_norm_(self.model.parameters(), clip_grad_norm)
+                nn.utils.clip_grad_norm_(params, clip_grad_norm)
+            if not _gradient_is_finite(params):
+                self._stop("the gradient holds NaN or infinite values", batch_idx)
             optimizer.step()
             if scheduler is not None and scheduler_step == "batch":
                 scheduler.step()
-            total_loss += loss.item() * len(y)
+            total_loss += self._batch_total(value, len(y))
             correct += (output.argmax(dim=1) == y).sum().item()
             seen += len(y)
         return total_loss / seen, correct / seen
+
+    def _stop(self, what: str, batch_idx: int):
+        """Raise FloatingPointError before the step of a batch whose loss or gradient is bad."""
+        largest = max((p.detach().abs().max().item() for p in self.model.parameters()), default=0)
+        raise FloatingPointError(
+            f"{what} at epoch {self.epoch + 1}, batch {batch_idx}: training stopped before that "
+            f"batch's step; the largest weight is |w| = {largest:.3g} (try a smaller learning "
+            "rate or gradient clipping)"
+        )
 
     def _set_train_mode(self) -> None:
         """Put the model in training mode before an epoch (subclasses may keep parts in eval)."""
@@ -223,7 +281,7 @@ class Trainer:
                 output = self._forward(x, "val_loader", batch_idx)
                 output, y = self._flatten_sequences(output, y)
                 self._check_labels(output, y, "val_loader", batch_idx)
-                total_loss += self.criterion(output, y).item() * len(y)
+                total_loss += self._batch_total(self.criterion(output, y).item(), len(y))
                 correct += (output.argmax(dim=1) == y).sum().item()
                 seen += len(y)
         finally:
@@ -500,6 +558,20 @@ class Trainer:
             torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
         self._pending_generator_state = None if rng["loader"] is None else rng["loader"].cpu()
         return self
+
+
+def _gradient_is_finite(params) -> bool:
+    """True if no gradient element of ``params`` is NaN or infinite.
+
+    One check over all the gradients when they share a device (a small model's step is
+    dominated by per-call overhead), one per gradient otherwise; sparse gradients are checked
+    on their stored values.
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    grads = [g.coalesce().values() if g.is_sparse else g for g in grads]
+    if len({g.device for g in grads}) > 1:
+        return all(bool(torch.isfinite(g).all()) for g in grads)
+    return not grads or bool(torch.isfinite(torch.cat([g.reshape(-1) for g in grads])).all())
 
 
 def _as_tuple(obj):

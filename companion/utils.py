@@ -47,14 +47,21 @@ def seed_everything(seed: int = 0) -> int:
     return seed
 
 
+_DEVICE_TYPES = ("cpu", "cuda", "mps")
+_VALID_PREFER = "None, 'cpu', 'cuda', 'cuda:N' or 'mps'"
+
+
 def get_device(prefer: str | torch.device | None = None) -> torch.device:
-    """Pick the device to compute on: CUDA when present, else the CPU.
+    """Pick the device to compute on: CUDA when present, else the CPU; Apple's MPS on request.
 
     Parameters
     ----------
     prefer : str or torch.device, optional
-        ``None`` (default) picks ``cuda`` if available, otherwise ``cpu``. ``"cpu"`` forces the
-        CPU; ``"cuda"`` or ``"cuda:N"`` asks for a GPU and fails clearly when there is none.
+        ``None`` (default) picks ``cuda`` if available, otherwise ``cpu`` (MPS is never picked
+        unasked: its results differ from the CPU's in the last digits, and the book's printed
+        numbers are CPU numbers). ``"cpu"`` forces the CPU; ``"cuda"`` or ``"cuda:N"`` asks for a
+        GPU, ``"mps"`` (or ``"mps:0"``) for the GPU of an Apple-silicon Mac; both fail clearly
+        when the device is not there.
 
     Returns
     -------
@@ -65,7 +72,8 @@ def get_device(prefer: str | torch.device | None = None) -> torch.device:
     TypeError
         If ``prefer`` is neither None, a string nor a :class:`torch.device`.
     ValueError
-        If ``prefer`` names an unknown device type, or asks for CUDA on a machine without it.
+        If ``prefer`` names an unknown device type, or asks for CUDA or MPS on a machine without
+        it. The message names ``prefer`` and lists the valid values.
     """
     if prefer is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -76,11 +84,9 @@ def get_device(prefer: str | torch.device | None = None) -> torch.device:
     try:
         device = torch.device(prefer)
     except RuntimeError as err:
-        raise ValueError(
-            f"prefer must name a device such as 'cpu' or 'cuda'; got {prefer!r}"
-        ) from err
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"prefer must be 'cpu' or 'cuda'; got device type {device.type!r}")
+        raise ValueError(f"prefer must be one of {_VALID_PREFER}; got {prefer!r}") from err
+    if device.type not in _DEVICE_TYPES:
+        raise ValueError(f"prefer must be one of {_VALID_PREFER}; got device type {device.type!r}")
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"prefer={prefer!r} asks for CUDA, but no CUDA device is available")
@@ -88,4 +94,12 @@ def get_device(prefer: str | torch.device | None = None) -> torch.device:
             raise ValueError(
                 f"prefer={prefer!r}: only {torch.cuda.device_count()} CUDA device(s) are present"
             )
+    if device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(
+                f"prefer={prefer!r} asks for MPS (Apple silicon), but MPS is not available "
+                f"here; valid values are {_VALID_PREFER}, and 'cpu' always works"
+            )
+        if device.index not in (None, 0):
+            raise ValueError(f"prefer={prefer!r}: MPS has a single device, 'mps' or 'mps:0'")
     return device

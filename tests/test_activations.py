@@ -69,6 +69,57 @@ def test_sigmoid_tails_keep_relative_precision():
     np.testing.assert_allclose(A.sigmoid(-700.0), np.exp(-700.0), rtol=1e-12)
 
 
+# A wide grid for sigma': the far tails (+-40, +-700) are where a careless formula loses them.
+WIDE = np.concatenate([np.linspace(-700, 700, 7001), [-40.0, 40.0, -700.0, 700.0, -1e-9, 1e-9]])
+
+
+def product_form_sigmoid_grad(x):
+    """sigma(1 - sigma): the textbook identity, computed as written (the negative control)."""
+    s = A.sigmoid(x)
+    return s * (1.0 - s)
+
+
+def test_sigmoid_grad_is_exactly_symmetric():
+    assert np.array_equal(A.sigmoid_grad(WIDE), A.sigmoid_grad(-WIDE))
+    assert A.sigmoid_grad(40.0) == A.sigmoid_grad(-40.0) > 0.0
+
+
+def test_sigmoid_grad_matches_high_precision_reference():
+    mpmath = pytest.importorskip("mpmath")
+    with mpmath.workdps(50):
+        reference = np.array(
+            [float(mpmath.exp(x) / (1 + mpmath.exp(x)) ** 2) for x in WIDE.tolist()]
+        )
+    assert reference.min() > 0.0  # every point is a normal float: relative error is meaningful
+    np.testing.assert_allclose(A.sigmoid_grad(WIDE), reference, rtol=1e-12, atol=0)
+
+
+def test_sigmoid_grad_matches_the_cosh_form():
+    # sigma'(x) = 1 / (4 cosh^2(x / 2)): an independent closed form, no mpmath needed.
+    np.testing.assert_allclose(
+        A.sigmoid_grad(WIDE), 0.25 / np.cosh(WIDE / 2) ** 2, rtol=1e-12, atol=0
+    )
+
+
+def test_product_form_sigmoid_grad_is_asymmetric_negative_control():
+    # The same checks fail for sigma(1 - sigma): sigma(40) rounds to 1, so the product is 0.
+    assert product_form_sigmoid_grad(40.0) == 0.0
+    np.testing.assert_allclose(product_form_sigmoid_grad(-40.0), 4.248354255291589e-18, rtol=1e-12)
+    assert not np.array_equal(product_form_sigmoid_grad(WIDE), product_form_sigmoid_grad(-WIDE))
+    reference = 0.25 / np.cosh(WIDE / 2) ** 2
+    relative = np.abs(product_form_sigmoid_grad(WIDE) - reference) / reference
+    assert relative.max() == 1.0  # somewhere it returns 0 for a positive number
+
+
+def test_sigmoid_is_exactly_one_from_about_37_but_zero_only_below_about_minus_745():
+    # The docstring's statement about where float64 runs out, on both sides.
+    assert A.sigmoid(36.7) < 1.0 and A.sigmoid(36.8) == 1.0
+    assert A.sigmoid(-745.0) > 0.0 and A.sigmoid(-745.2) == 0.0
+    x32 = np.float32
+    assert A.sigmoid(x32(16.6)) < 1.0 and A.sigmoid(x32(16.7)) == 1.0
+    assert A.sigmoid(x32(-103.9)) > 0.0 and A.sigmoid(x32(-104.0)) == 0.0
+
+
 def test_sigmoid_symmetry_and_tanh_relation():
     x = np.linspace(-20, 20, 401)
     np.testing.assert_allclose(A.sigmoid(-x), 1 - A.sigmoid(x), atol=1e-15)
@@ -79,6 +130,14 @@ def test_derivative_maxima():
     assert A.sigmoid_grad(0.0) == 0.25
     assert A.tanh_grad(0.0) == 1.0
     assert A.sigmoid_grad(GRID).max() == 0.25
+
+
+def test_sigmoid_grad_never_rounds_above_a_quarter_near_zero():
+    x = np.concatenate([np.geomspace(1e-20, 1e-2, 20001), np.linspace(-3, 3, 60001)])
+    assert A.sigmoid_grad(x).max() <= 0.25 and A.sigmoid_grad(-x).max() <= 0.25
+    # Negative control: the single quotient u / (1 + u)^2 does round above 1/4 there.
+    u = np.exp(-np.abs(x))
+    assert (u / (1.0 + u) ** 2).max() > 0.25
 
 
 def test_shape_and_dtype_preserved():

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader, TensorDataset
 
 from companion.data import (
     few_shot_split,
@@ -15,21 +16,26 @@ from companion.data import (
 )
 
 
-def original_recipe(n_samples=1000, n_features=10):
-    """The original notes' create_synthetic_data, re-created minimally."""
-    state = np.random.get_state()
-    try:
-        np.random.seed(42)
-        X = np.random.randn(n_samples, n_features)
-    finally:
-        np.random.set_state(state)
+def notes_create_synthetic_data(n_samples=1000, n_features=10, n_classes=3):
+    """The original notes' create_synthetic_data, re-created minimally, defects included."""
+    np.random.seed(42)  # reseeds the global generator, for everything that runs after it
+    X = np.random.randn(n_samples, n_features)
     y = np.zeros(n_samples)
-    for i in range(n_samples):
+    for i in range(n_samples):  # n_classes is never read
         if X[i, 0] + X[i, 1] > 0:
             y[i] = 0 if X[i, 2] > 0 else 1
         else:
             y[i] = 2
     return torch.FloatTensor(X), torch.LongTensor(y.astype(int))
+
+
+def original_recipe(n_samples=1000, n_features=10):
+    """The notes' data, with NumPy's global state put back afterwards."""
+    state = np.random.get_state()
+    try:
+        return notes_create_synthetic_data(n_samples, n_features)
+    finally:
+        np.random.set_state(state)
 
 
 def test_seed_dataset_is_bit_identical_to_the_original_recipe():
@@ -39,12 +45,77 @@ def test_seed_dataset_is_bit_identical_to_the_original_recipe():
     assert torch.equal(X, X0) and torch.equal(y, y0)
 
 
-def test_seed_dataset_leaves_global_numpy_state_alone():
+def test_pitfall_notes_data_reseed_numpys_global_generator_and_make_seed_dataset_does_not():
     np.random.seed(7)
     expected = np.random.rand()
+    # The defect: whatever the user seeded before, the notes' data leave the global generator
+    # in the state "seed 42, then 10 000 draws", for every later NumPy call.
+    np.random.seed(7)
+    notes_create_synthetic_data()
+    after_notes = np.random.rand()
+    np.random.seed(42)
+    np.random.randn(1000, 10)
+    assert after_notes != expected and after_notes == np.random.rand()
+    # The fix draws from its own generator: the user's seed 7 still decides the next number.
     np.random.seed(7)
     make_seed_dataset()
     assert np.random.rand() == expected
+
+
+def test_pitfall_notes_data_ignore_n_classes_and_make_seed_dataset_rejects_other_values():
+    _, y = notes_create_synthetic_data(n_classes=5)  # the defect: silently 3 classes
+    assert sorted(set(y.tolist())) == [0, 1, 2]
+    with pytest.raises(ValueError, match="n_classes must be 3.*got 5"):
+        make_seed_dataset(n_classes=5)
+    assert torch.equal(make_seed_dataset(n_classes=3)[1], make_seed_dataset()[1])
+    # The notes' positional call create_synthetic_data(1000, 10, 3) cannot become seed=3.
+    with pytest.raises(TypeError, match="positional argument"):
+        make_seed_dataset(1000, 10, 3)
+
+
+def test_pitfall_unseeded_torch_makes_every_run_different_and_seed_everything_fixes_it():
+    from companion.models import NeuralNetwork
+    from companion.utils import seed_everything
+
+    X, y = make_seed_dataset()
+
+    def run():  # the random parts of a training run: initial weights, dropout, batch order
+        model = NeuralNetwork(10, [64, 32], 3, dropout_rate=0.2)
+        mask = model(X[:4]).detach()  # training mode: dropout is on
+        order = next(iter(DataLoader(TensorDataset(y[:800]), batch_size=32, shuffle=True)))[0]
+        return [p.detach().clone() for p in model.parameters()] + [mask, order]
+
+    # The defect: the notes seed NumPy for the data, never torch; two runs differ everywhere.
+    first, second = run(), run()
+    assert all(not torch.equal(a, b) for a, b in zip(first, second, strict=True))
+    # The fix, the first cell of every chapter: seed_everything(0) seeds torch too.
+    seed_everything(0)
+    first = run()
+    seed_everything(0)
+    assert all(torch.equal(a, b) for a, b in zip(first, run(), strict=True))
+
+
+def test_loaders_give_the_batches_of_a_shuffling_dataloader_bit_for_bit():
+    X, y = make_seed_dataset()
+    torch.manual_seed(5)
+    train, val = train_val_loaders(X, y, train_size=700, batch_size=48, seed=3)
+    ours = [batch for _ in range(3) for loader in (train, val) for batch in loader]
+    ours_next = torch.rand(2)  # the global generator after three epochs
+    torch.manual_seed(5)
+    generator = torch.Generator().manual_seed(3)
+    reference = (
+        DataLoader(
+            TensorDataset(X[:700], y[:700]), batch_size=48, shuffle=True, generator=generator
+        ),
+        DataLoader(TensorDataset(X[700:], y[700:]), batch_size=48),
+    )
+    theirs = [batch for _ in range(3) for loader in reference for batch in loader]
+    assert len(ours) == len(theirs) == 3 * (15 + 7)
+    for (a, b), (c, d) in zip(ours, theirs, strict=True):
+        assert torch.equal(a, c) and torch.equal(b, d) and a.dtype == c.dtype
+    assert torch.equal(torch.rand(2), ours_next)
+    assert len(train) == 15 and len(val) == 7
+    assert torch.equal(train.generator.get_state(), generator.get_state())
 
 
 def test_seed_dataset_class_balance_is_the_original():

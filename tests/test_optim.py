@@ -7,7 +7,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from companion.optim import SGD, Adam, optimization_path, quadratic, rosenbrock
+from companion.optim import (
+    SGD,
+    Adam,
+    learning_rate_sweep,
+    optimization_path,
+    quadratic,
+    rosenbrock,
+)
 
 SGD_SETTINGS = {
     "plain": {"lr": 0.1},
@@ -28,7 +35,6 @@ CASES = [(SGD, torch.optim.SGD, kw) for kw in SGD_SETTINGS.values()] + [
     (Adam, torch.optim.Adam, kw) for kw in ADAM_SETTINGS.values()
 ]
 CASE_IDS = [f"SGD-{k}" for k in SGD_SETTINGS] + [f"Adam-{k}" for k in ADAM_SETTINGS]
-TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-5}
 
 
 def problem(dtype=torch.float64, seed=0):
@@ -55,16 +61,77 @@ def max_difference(model_a, model_b):
     )
 
 
+def identical(model_a, model_b):
+    """Every parameter equal bit for bit (torch.equal)."""
+    pairs = zip(model_a.parameters(), model_b.parameters(), strict=True)
+    return all(torch.equal(a, b) for a, b in pairs)
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize(("ours", "theirs", "kwargs"), CASES, ids=CASE_IDS)
-def test_optimizer_matches_torch_for_200_steps(ours, theirs, kwargs, dtype):
+def test_optimizer_is_bit_identical_to_torch_single_tensor_path_for_200_steps(
+    ours, theirs, kwargs, dtype
+):
     model, X, y = problem(dtype)
     reference = copy.deepcopy(model)
     start = copy.deepcopy(model)
     train(model, ours(model.parameters(), **kwargs), X, y, 200)
     train(reference, theirs(reference.parameters(), foreach=False, **kwargs), X, y, 200)
     assert max_difference(model, start) > 1e-2  # the parameters really moved
-    assert max_difference(model, reference) <= TOLERANCE[dtype]
+    assert identical(model, reference)
+
+
+@pytest.mark.parametrize(("ours", "theirs", "kwargs"), CASES, ids=CASE_IDS)
+def test_torch_fused_path_is_close_but_not_the_same_computation(ours, theirs, kwargs):
+    # The negative control of the test above: torch.equal does fail on a path that computes
+    # the update in another order (fused=True), although the difference is rounding-sized.
+    model, X, y = problem(torch.float64)
+    reference = copy.deepcopy(model)
+    train(model, ours(model.parameters(), **kwargs), X, y, 200)
+    train(reference, theirs(reference.parameters(), fused=True, **kwargs), X, y, 200)
+    plain_sgd = ours is SGD and kwargs.get("momentum", 0) == 0
+    if plain_sgd:  # θ − ηg is a single operation whichever kernel computes it
+        assert identical(model, reference)
+    else:
+        assert not identical(model, reference)
+    assert max_difference(model, reference) <= 1e-10
+
+
+def uncorrected_adam_steps(g, lr, beta1, beta2, steps, correct_m, correct_v):
+    """Adam's step sizes on a constant gradient g, with either bias correction left out."""
+    m = v = 0.0
+    sizes = []
+    for t in range(1, steps + 1):
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        m_used = m / (1 - beta1**t) if correct_m else m
+        v_used = v / (1 - beta2**t) if correct_v else v
+        sizes.append(lr * m_used / v_used**0.5)
+    return np.array(sizes)
+
+
+def test_adam_bias_correction_keeps_first_steps_at_lr_and_without_it_they_are_larger():
+    # Kingma & Ba, section 3: without both corrections the step is (1 - β1^t) / sqrt(1 - β2^t)
+    # times larger, 3.2x at t = 1 and 6.5x at t = 10; correcting v alone makes it tiny.
+    lr, beta1, beta2, g = 1e-3, 0.9, 0.999, 0.25
+    theta = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    adam = Adam([theta], lr=lr, betas=(beta1, beta2), eps=0.0)
+    taken = []
+    for _ in range(10):
+        before = theta.item()
+        theta.grad = torch.full_like(theta, g)
+        adam.step()
+        taken.append(before - theta.item())
+    np.testing.assert_allclose(taken, lr, rtol=1e-12)
+    t = np.arange(1, 11)
+    neither = uncorrected_adam_steps(g, lr, beta1, beta2, 10, False, False)
+    np.testing.assert_allclose(neither / lr, (1 - beta1**t) / np.sqrt(1 - beta2**t), rtol=1e-12)
+    assert round(neither[0] / lr, 1) == 3.2 and round(neither[9] / lr, 1) == 6.5
+    v_only = uncorrected_adam_steps(g, lr, beta1, beta2, 10, False, True)
+    assert v_only[0] / lr == pytest.approx(0.1, rel=1e-12)  # the only tiny variant
+    both = uncorrected_adam_steps(g, lr, beta1, beta2, 10, True, True)
+    np.testing.assert_allclose(taken, both, rtol=1e-12)
+    assert not np.allclose(taken, neither, rtol=0.5)  # the test can tell them apart
 
 
 def test_sgd_first_step_is_exactly_theta_minus_lr_times_gradient():
@@ -107,8 +174,8 @@ def test_step_with_closure_returns_its_loss_and_matches_torch(ours, theirs, kwar
         loss = opt_ours.step(closure_for(model, opt_ours))
         ref_loss = opt_theirs.step(closure_for(reference, opt_theirs))
         assert isinstance(loss, torch.Tensor) and loss.requires_grad
-        assert abs(loss.item() - ref_loss.item()) <= 1e-12
-    assert max_difference(model, reference) <= 1e-12
+        assert loss.item() == ref_loss.item()
+    assert identical(model, reference)
     assert opt_ours.step() is None  # no closure, no loss
 
 
@@ -152,7 +219,7 @@ def test_a_torch_optim_checkpoint_resumes_identically_in_ours(ours, theirs):
     resumed = ours(model.parameters(), **kwargs)
     resumed.load_state_dict(torch_opt.state_dict())  # Adam's step counter is a tensor there
     train(model, resumed, X, y, 100)
-    assert max_difference(model, straight) <= 1e-12
+    assert identical(model, straight)
 
 
 def test_state_holds_the_documented_entries():
@@ -196,7 +263,7 @@ def test_param_groups_use_their_own_learning_rates():
     ]
     train(model, Adam(groups, lr=0.005), X, y, 50)
     train(reference, torch.optim.Adam(ref_groups, lr=0.005, foreach=False), X, y, 50)
-    assert max_difference(model, reference) <= 1e-12
+    assert identical(model, reference)
 
 
 @pytest.mark.parametrize("optimizer", [SGD, Adam])
@@ -268,3 +335,90 @@ def test_rosenbrock_minimum_and_path_errors():
         optimization_path(rosenbrock, [0.0, 0.0], lambda p: SGD(p, lr=0.1), 0)
     with pytest.raises(TypeError, match="make_optimizer must return"):
         optimization_path(rosenbrock, [0.0, 0.0], lambda p: p, 5)
+
+
+def test_rotated_quadratic_has_the_same_values_along_rotated_points():
+    # f_α(R(α)ᵀ p) = f_0(p): the rotation only turns the bowl; angle 0 is the plain formula.
+    rng = np.random.default_rng(0)
+    p = rng.normal(size=(2, 50))
+    assert np.array_equal(quadratic(p, angle=0.0), 0.5 * (p[0] ** 2 + 100 * p[1] ** 2))
+    alpha = 0.7
+    c, s = np.cos(alpha), np.sin(alpha)
+    q = np.stack([c * p[0] - s * p[1], s * p[0] + c * p[1]])  # R(α)ᵀ p
+    np.testing.assert_allclose(quadratic(q, angle=alpha), quadratic(p), rtol=1e-12)
+    # The Hessian of the rotated bowl keeps the eigenvalues 1 and κ.
+    hessian = torch.autograd.functional.hessian(
+        lambda z: quadratic(z, condition=100.0, angle=alpha), torch.zeros(2, dtype=torch.float64)
+    )
+    np.testing.assert_allclose(torch.linalg.eigvalsh(hessian).numpy(), [1.0, 100.0], rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("make", "equivariant"),
+    [(lambda p: SGD(p, lr=0.01, momentum=0.9), True), (lambda p: Adam(p, lr=0.5), False)],
+    ids=["momentum", "Adam"],
+)
+def test_momentum_is_rotation_equivariant_and_adam_is_not(make, equivariant):
+    # On the rotated bowl from the rotated start, a rotation-equivariant method follows the
+    # rotated path and ends at the same f; Adam (per coordinate) does not: the chapter's ablation.
+    alpha = np.pi / 4
+    c, s = np.cos(alpha), np.sin(alpha)
+    start = np.array([-10.0, 1.0])
+    aligned = optimization_path(quadratic, start, make, 100)
+    rotated_start = [c * start[0] - s * start[1], s * start[0] + c * start[1]]
+    rotated = optimization_path(lambda p: quadratic(p, angle=alpha), rotated_start, make, 100)
+    x, y = rotated[:, 0], rotated[:, 1]
+    back = np.stack([c * x + s * y, c * y - s * x], axis=1)  # R(α) p: back to the aligned frame
+    gap = np.abs(back - aligned).max()
+    if equivariant:
+        assert gap <= 1e-12
+    else:
+        assert gap > 1e-2
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda groups: SGD(groups, lr=1.0),
+        lambda groups: SGD(groups, lr=1.0, momentum=0.9, nesterov=True),
+        lambda groups: Adam(groups, amsgrad=True),
+    ],
+    ids=["SGD", "Nesterov", "AMSGrad"],
+)
+def test_learning_rate_sweep_equals_separate_runs_bit_for_bit(make):
+    rates = [1e-4, 1e-3, 2e-3, 0.05, 3.0]
+    paths = learning_rate_sweep(rosenbrock, [-1.5, 2.0], make, rates, 60)
+    assert paths.shape == (5, 61, 2)
+    for lr, path in zip(rates, paths, strict=True):
+        alone = optimization_path(
+            rosenbrock, [-1.5, 2.0], lambda p, lr=lr: make([{"params": p, "lr": lr}]), 60
+        )
+        assert np.array_equal(path, alone, equal_nan=True)
+    assert not np.array_equal(paths[0], paths[1])  # the rates do give different runs
+
+
+def test_a_diverging_rate_does_not_disturb_the_other_runs_of_a_sweep():
+    # Gradient descent at 2e-3 and above blows up on Rosenbrock; inf and NaN stay in their run.
+    sgd = lambda groups: SGD(groups, lr=1.0)  # noqa: E731
+    paths = learning_rate_sweep(rosenbrock, [-1.5, 2.0], sgd, [1e-3, 0.05], 100)
+    assert np.isfinite(paths[0]).all() and not np.isfinite(paths[1, -1]).all()
+    alone = optimization_path(rosenbrock, [-1.5, 2.0], lambda p: SGD(p, lr=1e-3), 100)
+    assert np.array_equal(paths[0], alone)
+
+
+def test_learning_rate_sweep_refuses_bad_arguments():
+    sgd = lambda groups: SGD(groups, lr=1.0)  # noqa: E731
+    with pytest.raises(ValueError, match="learning_rates is empty"):
+        learning_rate_sweep(quadratic, [1.0, 1.0], sgd, [], 5)
+    with pytest.raises(ValueError, match="^learning_rates"):
+        learning_rate_sweep(quadratic, [1.0, 1.0], sgd, [0.1, -0.1], 5)
+    with pytest.raises(TypeError, match="^learning_rates"):
+        learning_rate_sweep(quadratic, [1.0, 1.0], sgd, ["0.1"], 5)
+    with pytest.raises(ValueError, match="one value per point"):
+        learning_rate_sweep(lambda p: p.sum(), [1.0, 1.0], sgd, [0.1, 0.2], 5)
+    with pytest.raises(ValueError, match="start must be a 1-D point"):
+        learning_rate_sweep(quadratic, [[1.0, 1.0]], sgd, [0.1], 5)
+    with pytest.raises(ValueError, match="steps"):
+        learning_rate_sweep(quadratic, [1.0, 1.0], sgd, [0.1], 0)
+    with pytest.raises(TypeError, match="make_optimizer must return"):
+        learning_rate_sweep(quadratic, [1.0, 1.0], lambda groups: groups, [0.1], 5)

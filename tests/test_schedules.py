@@ -78,8 +78,7 @@ def test_cosine_restarts_match_torch_over_several_restarts(T_mult, eta_min):
     )
     used = lrs_used(ours_opt, ours, n_steps)
     expected = lrs_used(theirs_opt, theirs, n_steps)
-    for lrs, ref in zip(used, expected, strict=True):
-        assert max(abs(a - b) for a, b in zip(lrs, ref, strict=True)) <= 1e-12
+    assert used == expected  # float for float
     restarts = [t for t in range(1, n_steps) if used[t][0] > used[t - 1][0]]
     assert len(restarts) >= 3 and all(used[t] == list(BASE_LRS) for t in restarts)
 
@@ -149,3 +148,113 @@ def test_bad_arguments_raise_an_error_naming_the_argument(scheduler, kwargs, err
     with pytest.raises(error, match=f"^{name}"):
         scheduler(opt, **kwargs)
     assert "initial_lr" not in opt.param_groups[0]  # refused before touching the optimizer
+
+
+# ------------------------------------------------------------------ the notes' schedulers
+class NotesNoamScheduler:
+    """The notes' ``CustomLRScheduler``: sets the rate only inside ``step()``, no state_dict."""
+
+    def __init__(self, optimizer, warmup_steps=1000, d_model=512):
+        self.optimizer = optimizer
+        self.warmup_steps = warmup_steps
+        self.d_model = d_model
+        self.step_num = 0
+
+    def step(self):
+        self.step_num += 1
+        lr = self.d_model ** (-0.5) * min(
+            self.step_num ** (-0.5), self.step_num * self.warmup_steps ** (-1.5)
+        )
+        for param_group in self.optimizer.param_groups:
+            param_group["lr"] = lr
+        return lr
+
+
+class NotesCosineAnnealingWarmRestarts:
+    """The notes' version: the rate from ``T_cur``, then ``T_cur += 1``; no state_dict."""
+
+    def __init__(self, optimizer, T_0, T_mult=1, eta_min=0):
+        self.optimizer = optimizer
+        self.T_0 = T_0
+        self.T_mult = T_mult
+        self.eta_min = eta_min
+        self.T_cur = 0
+        self.T_i = T_0
+        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
+
+    def step(self):
+        if self.T_cur == self.T_i:
+            self.T_cur = 0
+            self.T_i *= self.T_mult
+        for param_group, base_lr in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            param_group["lr"] = (
+                self.eta_min
+                + (base_lr - self.eta_min) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
+            )
+        self.T_cur += 1
+
+
+def test_pitfall_notes_noam_first_step_uses_optimizer_lr_and_cannot_resume():
+    # Defect: stepped after optimizer.step(), as PyTorch schedulers are, the notes' scheduler
+    # lets the first update run at the optimizer's own lr, 1e-3 instead of
+    # eta(1) = 512^-0.5 * 1000^-1.5 = 1.4e-6 (715.5 times larger), and every later step one late.
+    eta = [noam(s, 512, 1000) for s in range(1, 7)]
+    opt = optimizer(Adam, lrs=(1e-3,))
+    notes = [lrs[0] for lrs in lrs_used(opt, NotesNoamScheduler(opt), 6)]
+    assert notes[0] == 1e-3 and round(notes[0] / eta[0], 1) == 715.5
+    assert all(math.isclose(a, b, rel_tol=1e-12) for a, b in zip(notes[1:], eta, strict=False))
+    # ... and it cannot be checkpointed: rebuilding it restarts the warm-up at eta(1).
+    assert not hasattr(NotesNoamScheduler(opt), "state_dict")
+    rebuilt = NotesNoamScheduler(opt)
+    rebuilt.step()
+    assert math.isclose(opt.param_groups[0]["lr"], eta[0], rel_tol=1e-12)  # not eta(7)
+
+    # Fix: NoamLR sets eta(1) before the first step and resumes exactly from its state_dict.
+    opt = optimizer(Adam, lrs=(1e-3,))
+    ours = [lrs[0] for lrs in lrs_used(opt, NoamLR(opt, d_model=512, warmup_steps=1000), 6)]
+    assert ours == eta
+    opt = optimizer(Adam, lrs=(1e-3,))
+    scheduler = NoamLR(opt, d_model=512, warmup_steps=1000)
+    first = [lrs[0] for lrs in lrs_used(opt, scheduler, 3)]
+    resumed_opt = optimizer(Adam, lrs=(1e-3,))
+    resumed = NoamLR(resumed_opt, d_model=512, warmup_steps=1000)
+    resumed_opt.load_state_dict(opt.state_dict())
+    resumed.load_state_dict(scheduler.state_dict())
+    assert first + [lrs[0] for lrs in lrs_used(resumed_opt, resumed, 3)] == eta
+
+
+@pytest.mark.parametrize("T_mult", [1, 2])
+def test_pitfall_notes_cosine_restarts_one_step_late_and_cannot_resume(T_mult):
+    # Defect: the notes' class is one step behind PyTorch's: the base rate is used twice
+    # (0.1, 0.1, 0.0905, ... for T_0 = 5) and every restart comes one step late.
+    n = 40
+    notes_opt = optimizer(SGD, lrs=(0.1,))
+    notes = [
+        lrs[0]
+        for lrs in lrs_used(notes_opt, NotesCosineAnnealingWarmRestarts(notes_opt, 5, T_mult), n)
+    ]
+    torch_opt = optimizer(torch.optim.SGD, lrs=(0.1,))
+    reference = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(torch_opt, 5, T_mult)
+    expected = [lrs[0] for lrs in lrs_used(torch_opt, reference, n)]
+    assert notes[:3] == [0.1, 0.1, notes[2]] and expected[:2] == [0.1, notes[2]]
+    assert math.isclose(notes[2], 0.05 * (1 + math.cos(math.pi / 5)), rel_tol=1e-15)
+    assert notes == [0.1] + expected[:-1]  # the whole schedule, one step late
+    restarts = [t for t in range(1, n) if expected[t] > expected[t - 1]]
+    notes_restarts = [t for t in range(2, n) if notes[t] > notes[t - 1]]
+    assert notes_restarts == [t + 1 for t in restarts] and restarts[0] == 5
+    assert not hasattr(NotesCosineAnnealingWarmRestarts(notes_opt, 5), "state_dict")
+
+    # Fix: companion's class equals PyTorch's float for float and resumes from its state_dict.
+    ours_opt = optimizer(SGD, lrs=(0.1,))
+    ours = [
+        lrs[0] for lrs in lrs_used(ours_opt, CosineAnnealingWarmRestarts(ours_opt, 5, T_mult), n)
+    ]
+    assert ours == expected and ours != notes
+    opt = optimizer(SGD, lrs=(0.1,))
+    scheduler = CosineAnnealingWarmRestarts(opt, 5, T_mult)
+    first = [lrs[0] for lrs in lrs_used(opt, scheduler, 17)]
+    resumed_opt = optimizer(SGD, lrs=(0.1,))
+    resumed = CosineAnnealingWarmRestarts(resumed_opt, 5, T_mult)
+    resumed_opt.load_state_dict(opt.state_dict())
+    resumed.load_state_dict(scheduler.state_dict())
+    assert first + [lrs[0] for lrs in lrs_used(resumed_opt, resumed, n - 17)] == expected

@@ -48,3 +48,30 @@ def test_get_device_rejects_wrong_type():
 def test_get_device_asking_for_missing_cuda_says_so():
     with pytest.raises(ValueError, match="no CUDA device"):
         get_device("cuda")
+
+
+def test_get_device_accepts_mps_when_available(monkeypatch):
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert get_device("mps") == torch.device("mps")
+    assert get_device("mps:0") == torch.device("mps:0")
+    assert get_device(torch.device("mps")).type == "mps"
+    with pytest.raises(ValueError, match=r"prefer='mps:1'.*single device"):
+        get_device("mps:1")
+
+
+def test_get_device_asking_for_missing_mps_names_prefer_and_the_valid_values(monkeypatch):
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=r"prefer='mps'.*not available") as info:
+        get_device("mps")
+    assert "'cpu', 'cuda', 'cuda:N' or 'mps'" in str(info.value)
+
+
+def test_get_device_default_never_picks_mps(monkeypatch):
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert get_device() == torch.device("cpu")
+
+
+def test_get_device_unknown_type_lists_the_valid_values():
+    with pytest.raises(ValueError, match=r"prefer must be one of None, 'cpu', 'cuda'.*'mps'"):
+        get_device("tpu")
