@@ -17,7 +17,10 @@ BOOK_HTML := _build/html/index.html
 PORT ?= 8000
 # One BLAS/OpenMP thread per process: the small models of the book run faster that way, two
 # pytest workers do not fight over two cores, and printed numbers do not depend on the core count.
-DETERMINISTIC_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+# The same vector kernels on every x86-64 CPU (AVX2; an AVX-512 machine otherwise rounds
+# differently and the printed numbers of chapters 6-9 move): ATen, MKL and oneDNN are capped.
+DETERMINISTIC_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
+	ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2
 
 .PHONY: help setup book serve test lint check-pairing unit build notebooks pretrain bench clean
 
