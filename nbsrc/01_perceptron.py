@@ -321,11 +321,12 @@ assert np.isclose(sigmoid_grad(40.0), np.exp(-40.0), rtol=1e-15)
 # adds $\mathbf x$ to $\mathbf w$, which raises $\mathbf w \cdot \mathbf x$ next time; a false
 # positive subtracts it. The rule stops when a whole pass over the data makes no mistake.
 #
-# We try it on two classes that a line can separate: 100 points on either side of the line
+# We try it on two classes that a line can separate: 100 points, 50 on either side of the line
 # $x_1 + 2x_2 = 1/2$, none closer to it than $0.3$.
 
 # %%
 X, y, w_star, b_star = make_separable(100, margin=0.3, seed=0)
+assert np.bincount(y).tolist() == [50, 50]  # 50 points of each class
 perceptron = Perceptron(lr=1.0, max_epochs=100, seed=0)
 history = perceptron.fit(X, y)  # like every fit in the book: the history
 accuracy = perceptron.score(X, y)
