@@ -91,7 +91,7 @@ from .transformer import (
     scaled_dot_product_attention,
     sinusoidal_encoding,
 )
-from .utils import get_device, seed_everything
+from .utils import get_device, mean_range, seed_everything
 
 __version__ = "0.1.0"
 
@@ -163,6 +163,7 @@ __all__ = [
     "heaviside",
     "load_digits_tensors",
     "make_seed_dataset",
+    "mean_range",
     "numerical_gradient",
     "learning_rate_sweep",
     "optimization_path",

@@ -141,6 +141,18 @@ def tanh(x):
 def tanh_grad(x):
     r"""Derivative of the hyperbolic tangent, :math:`\tanh'(x) = 1 - \tanh^2(x)`.
 
+    Evaluated as :math:`\operatorname{sech}^2 x`, written with
+    :math:`u = e^{-2|x|} \in (0, 1]`:
+
+    .. math:: \tanh'(x) = \frac{4u}{(1 + u)^2}
+              = 4 \cdot \frac{1}{1 + u} \cdot \frac{u}{1 + u}.
+
+    The textbook form :math:`1 - \tanh^2 x` loses every digit once
+    :math:`\tanh x` rounds to 1 (from :math:`|x| \approx 19`) and returns exactly
+    0, while the true value stays a positive double up to :math:`|x| \approx 373`;
+    the form above keeps full relative precision while the value is a normal double
+    (:math:`|x| \le 354`), stays positive up to 373, and is exactly symmetric.
+
     Parameters
     ----------
     x : array_like
@@ -149,9 +161,15 @@ def tanh_grad(x):
     -------
     ndarray
         Same shape as ``x``, values in :math:`[0, 1]`, largest at :math:`x = 0`.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not numeric.
     """
-    t = tanh(x)
-    return 1.0 - t * t
+    x = _validate.float_array(x, "x")
+    u = np.exp(-2.0 * np.abs(x))
+    return (4.0 * (1.0 / (1.0 + u)) * (u / (1.0 + u))).astype(x.dtype, copy=False)
 
 
 def relu(x):

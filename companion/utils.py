@@ -1,4 +1,4 @@
-"""Reproducibility and device selection, used by every chapter."""
+"""Reproducibility, device selection and reporting over seeds, used by every chapter."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 
 from . import _validate
 
-__all__ = ["seed_everything", "get_device"]
+__all__ = ["seed_everything", "get_device", "mean_range"]
 
 
 def seed_everything(seed: int = 0) -> int:
@@ -103,3 +103,47 @@ def get_device(prefer: str | torch.device | None = None) -> torch.device:
         if device.index not in (None, 0):
             raise ValueError(f"prefer={prefer!r}: MPS has a single device, 'mps' or 'mps:0'")
     return device
+
+
+def mean_range(values, fmt: str = ".3f") -> str:
+    r"""Summarise per-seed results as ``"mean (min to max)"``.
+
+    The book prints every claim that depends on a random draw this way: the mean
+    :math:`\bar v = \frac{1}{n}\sum_i v_i` over the seeds, and the range
+    :math:`[\min_i v_i, \max_i v_i]` an assert's margin must be wider than.
+
+    Parameters
+    ----------
+    values : array_like
+        One number per seed (at least one; NaN is refused, it would hide a failed run).
+    fmt : str, default ".3f"
+        A format specification applied to all three numbers, e.g. ``".1%"`` or ``".2e"``.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    TypeError
+        If ``values`` is not numeric or ``fmt`` is not a string.
+    ValueError
+        If ``values`` is empty or contains NaN, or ``fmt`` is not a valid format for floats.
+
+    Examples
+    --------
+    >>> mean_range([0.95, 0.97, 0.96], ".1%")
+    '96.0% (95.0% to 97.0%)'
+    """
+    if not isinstance(fmt, str):
+        raise TypeError(f"fmt must be a format string such as '.3f'; got {type(fmt).__name__}")
+    v = _validate.float_array(values, "values").ravel()
+    if v.size == 0:
+        raise ValueError("values must hold at least one number (one per seed); got none")
+    if np.isnan(v).any():
+        raise ValueError(f"values contains NaN ({int(np.isnan(v).sum())} of {v.size})")
+    try:
+        parts = [format(float(x), fmt) for x in (v.mean(), v.min(), v.max())]
+    except ValueError as err:
+        raise ValueError(f"fmt={fmt!r} is not a valid format for a float: {err}") from err
+    return f"{parts[0]} ({parts[1]} to {parts[2]})"

@@ -44,6 +44,7 @@ from companion import (
     heaviside,
     layer_statistics,
     make_separable,
+    mean_range,
     plot_decision_regions,
     relu,
     relu_grad,
@@ -154,12 +155,6 @@ assert set(relu_values) == {0.0, 1.0}
 SEEDS = (0, 1, 2)
 
 
-def spread(values, fmt):
-    """Mean and range of per-seed values: "mean (min to max)"."""
-    v = np.asarray(values)
-    return f"{v.mean():{fmt}} ({v.min():{fmt}} to {v.max():{fmt}})"
-
-
 def reaches(run):
     """Fraction of the output layer's gradient that reaches layer 1."""
     return run["grad_norm"][0] / run["grad_norm"][-1]
@@ -170,12 +165,12 @@ runs = {f: [layer_statistics(f, seed=s) for s in SEEDS] for f in ACTIVATIONS}
 reach = {f: np.array([reaches(r) for r in runs[f]]) for f in ACTIVATIONS}
 slope = {f: np.mean([r["mean_slope"] for r in runs[f]]) for f in ACTIVATIONS}
 for f in ACTIVATIONS:
-    print(f"{f:>7}: reaches layer 1 {spread(reach[f], '.1e')}")
+    print(f"{f:>7}: reaches layer 1 {mean_range(reach[f], '.1e')}")
     print(f"{'':>7}  mean slope {slope[f]:.2f}")
 gain = reach["tanh"] / reach["sigmoid"]  # per seed: the same weights
 shortfall = 4.0**-10 / reach["sigmoid"]
-print(f"tanh / sigmoid: {spread(gain, '.2e')}; 4**10 = {4**10:.2e}")
-print(f"4**-10 / sigmoid: {spread(shortfall, '.0f')}")
+print(f"tanh / sigmoid: {mean_range(gain, '.2e')}; 4**10 = {4**10:.2e}")
+print(f"4**-10 / sigmoid: {mean_range(shortfall, '.0f')}")
 assert np.all((gain > 4**10 / 2) & (gain < 2 * 4**10))
 assert np.all((shortfall > 250) & (shortfall < 450))
 assert 0.23 < slope["sigmoid"] < 0.25 and slope["tanh"] > 0.9
@@ -197,8 +192,8 @@ for f in ("sigmoid", "tanh"):
     slopes_share[f] = np.array([np.prod(r["mean_slope"]) for r in runs[f]])
     weights_share[f] = reach[f] / slopes_share[f]
 for f, share in weights_share.items():
-    print(f"{f:>7}: slopes' share {spread(slopes_share[f], '.1e')}")
-    print(f"{'':>7}  weights' share {spread(share, '.1e')}")
+    print(f"{f:>7}: slopes' share {mean_range(slopes_share[f], '.1e')}")
+    print(f"{'':>7}  weights' share {mean_range(share, '.1e')}")
 same = weights_share["sigmoid"] / weights_share["tanh"]
 print(f"ratio of the weights' shares, per seed: {same.round(2)}")
 assert np.all(np.abs(same - 1) < 0.1)
@@ -235,9 +230,9 @@ ax.legend(fontsize=8)
 fig.tight_layout()
 plt.show()
 r32 = reach_c[-1]
-print(f"x1:  product of mean slopes {spread(slopes_c[0], '.1e')}")
-print(f"x32: product of mean slopes {spread(slopes_c[-1], '.1e')}")
-print(f"x32: reaches layer 1 {spread(r32, '.1f')}")
+print(f"x1:  product of mean slopes {mean_range(slopes_c[0], '.1e')}")
+print(f"x32: product of mean slopes {mean_range(slopes_c[-1], '.1e')}")
+print(f"x32: reaches layer 1 {mean_range(r32, '.1f')}")
 assert np.all(np.diff(reach_c.mean(axis=1)) > 0)
 assert r32.min() > 1.0 and 10 < r32.mean() < 20
 assert slopes_c[-1].max() < 1e-14 and 5e-7 < slopes_c[0].mean() < 1e-6
@@ -299,6 +294,36 @@ print("companion sigmoid_grad:", sigmoid_grad(x_tail))
 assert product_form[1] == 0.0 and product_form[0] > 0.0
 assert sigmoid_grad(x_tail)[0] == sigmoid_grad(x_tail)[1] > 0.0
 assert np.isclose(sigmoid_grad(40.0), np.exp(-40.0), rtol=1e-15)
+
+# %% [markdown]
+# (pitfall-tanh-overflow)=
+# ```{warning}
+# **Pitfall: the textbook tanh overflows too.** The table's
+# $\tanh(x) = (e^{x} - e^{-x})/(e^{x} + e^{-x})$, evaluated as written, is
+# $\infty/\infty = $ NaN from $|x| \approx 710$, where $e^{x}$ overflows; `companion.tanh`
+# calls `numpy.tanh`, which is exact there. Its derivative $1 - \tanh^2 x$ fails sooner: from
+# $|x| \approx 19$, $\tanh x$ rounds to $1$ and the difference is exactly $0$, although
+# $\tanh'(x) = \operatorname{sech}^2 x$ is a positive double up to $|x| \approx 373$.
+# `companion.tanh_grad` computes $4u/(1 + u)^2$ with $u = e^{-2|x|} \le 1$, the same trick as
+# the sigmoid's. Tests: `test_pitfall_notes_tanh_formula_is_nan_beyond_710`,
+# `test_tanh_grad_keeps_relative_precision_in_the_tails` and, as the negative control,
+# `test_one_minus_tanh_squared_is_exactly_zero_from_19_negative_control`.
+# ```
+
+# %%
+x_big = np.array([709.0, 710.0])
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    e_plus, e_minus = np.exp(x_big), np.exp(-x_big)
+    notes_tanh = (e_plus - e_minus) / (e_plus + e_minus)
+print("notes' tanh formula:", notes_tanh, "  companion tanh:", tanh(x_big))
+x_19 = np.array([18.9, 19.0, 40.0])
+textbook_grad = 1 - tanh(x_19) ** 2
+print("1 - tanh^2:        ", textbook_grad)
+print("companion tanh_grad:", tanh_grad(x_19))
+assert np.isnan(notes_tanh[1]) and np.array_equal(tanh(x_big), [1.0, 1.0])
+assert textbook_grad[0] > 0 and textbook_grad[1] == 0.0
+assert np.allclose(tanh_grad(x_19), 1 / np.cosh(x_19) ** 2, rtol=1e-14, atol=0)
 
 # %% [markdown]
 # ## The perceptron

@@ -120,6 +120,48 @@ def test_sigmoid_is_exactly_one_from_about_37_but_zero_only_below_about_minus_74
     assert A.sigmoid(x32(-103.9)) > 0.0 and A.sigmoid(x32(-104.0)) == 0.0
 
 
+def notes_tanh(x):
+    """The notes' formula (e^x - e^-x) / (e^x + e^-x), evaluated as written."""
+    return (np.exp(x) - np.exp(-x)) / (np.exp(x) + np.exp(-x))
+
+
+def test_pitfall_notes_tanh_formula_is_nan_beyond_710():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert np.isfinite(notes_tanh(np.array([709.0])))[0]
+        assert np.isnan(notes_tanh(np.array([710.0, -710.0]))).all()  # inf / inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.array_equal(A.tanh([710.0, -710.0, 1e6]), [1.0, -1.0, 1.0])
+
+
+# sech^2 is a normal double up to |x| = 354 (then subnormal, with fewer digits) and positive up
+# to |x| = 373.
+TANH_WIDE = np.concatenate([np.linspace(-354, 354, 7081), [-19.5, 19.5, -1e-9, 1e-9]])
+
+
+def test_tanh_grad_keeps_relative_precision_in_the_tails():
+    mpmath = pytest.importorskip("mpmath")
+    with mpmath.workdps(50):
+        reference = np.array([float(mpmath.sech(x) ** 2) for x in TANH_WIDE.tolist()])
+    assert reference.min() > 0.0
+    np.testing.assert_allclose(A.tanh_grad(TANH_WIDE), reference, rtol=1e-12, atol=0)
+    assert np.array_equal(A.tanh_grad(TANH_WIDE), A.tanh_grad(-TANH_WIDE))
+    assert A.tanh_grad(372.0) > 0.0 and A.tanh_grad(374.0) == 0.0
+
+
+def test_one_minus_tanh_squared_is_exactly_zero_from_19_negative_control():
+    # The textbook form fails the same check: tanh(x) rounds to 1, so 1 - t^2 is exactly 0.
+    def textbook(x):
+        return 1.0 - np.tanh(x) ** 2
+
+    assert textbook(18.9) > 0.0 and textbook(19.0) == 0.0
+    reference = 1.0 / np.cosh(TANH_WIDE) ** 2
+    relative = np.abs(textbook(TANH_WIDE) - reference) / reference
+    assert relative.max() == 1.0
+    np.testing.assert_allclose(A.tanh_grad(19.0), 1.0 / np.cosh(19.0) ** 2, rtol=1e-12)
+
+
 def test_sigmoid_symmetry_and_tanh_relation():
     x = np.linspace(-20, 20, 401)
     np.testing.assert_allclose(A.sigmoid(-x), 1 - A.sigmoid(x), atol=1e-15)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from companion.utils import get_device, seed_everything
+from companion.utils import get_device, mean_range, seed_everything
 
 
 def draw():
@@ -75,3 +75,24 @@ def test_get_device_default_never_picks_mps(monkeypatch):
 def test_get_device_unknown_type_lists_the_valid_values():
     with pytest.raises(ValueError, match=r"prefer must be one of None, 'cpu', 'cuda'.*'mps'"):
         get_device("tpu")
+
+
+def test_mean_range_reports_mean_min_and_max_in_the_given_format():
+    assert mean_range([0.95, 0.97, 0.96], ".1%") == "96.0% (95.0% to 97.0%)"
+    assert mean_range(np.array([3.0, 1.0, 2.0])) == "2.000 (1.000 to 3.000)"
+    assert mean_range([2.8e-9], ".1e") == "2.8e-09 (2.8e-09 to 2.8e-09)"
+
+
+@pytest.mark.parametrize(
+    "values, fmt, error, match",
+    [
+        ([], ".3f", ValueError, "at least one"),
+        ([1.0, float("nan")], ".3f", ValueError, "NaN"),
+        (["a", "b"], ".3f", TypeError, "values"),
+        ([1.0], 3, TypeError, "fmt"),
+        ([1.0], ".3q", ValueError, "fmt"),
+    ],
+)
+def test_mean_range_rejects_bad_input_naming_the_argument(values, fmt, error, match):
+    with pytest.raises(error, match=match):
+        mean_range(values, fmt)
