@@ -81,6 +81,7 @@ from .transfer import (
     set_frozen_batchnorm_eval,
     train_few_shot,
     unfreeze,
+    unfreeze_layers,
 )
 from .transformer import (
     MultiHeadAttention,
@@ -126,6 +127,7 @@ __all__ = [
     "param_groups",
     "set_frozen_batchnorm_eval",
     "unfreeze",
+    "unfreeze_layers",
     "MultiHeadAttention",
     "PositionalEncoding",
     "TransformerBlock",

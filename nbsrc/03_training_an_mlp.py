@@ -44,6 +44,7 @@ from companion import (
     NeuralNetwork,
     Trainer,
     make_seed_dataset,
+    mean_range,
     plot_history,
     seed_everything,
     train_seed_mlp,
@@ -206,12 +207,17 @@ print("\n".join(source[:opening] + source[closing + 1 :]))  # no docstring
 #
 # The notes train for 50 epochs with Adam at learning rate $10^{-3}$ and
 # `StepLR(step_size=10, gamma=0.1)`, which divides the learning rate by 10 every 10 epochs.
+# Beside it, the trivial baseline that any accuracy must beat: always answering the class that
+# is most frequent in the validation data.
 
 # %%
 original = train_seed_mlp(0, epochs=50, lr=1e-3, schedule="step")
 history = original.history
 print(f"validation accuracy after 20 epochs: {history['val_acc'][19]:.1%}")
 print(f"validation accuracy after 50 epochs: {history['val_acc'][-1]:.1%}")
+majority = torch.bincount(y[800:]).max().item() / len(y[800:])
+print(f"always answering the most frequent class: {majority:.1%}")
+assert history["val_acc"][-1] > majority + 0.4  # far above the trivial baseline
 print(
     "learning rate in epochs 1, 11, 21, 31, 41:",
     [f"{lr:.0e}" for lr in history["lr"][::10]],
@@ -239,7 +245,8 @@ assert np.isclose(history["lr"][40], 1e-7)
 # table shows the loss of the final weights on their own *training* data, in evaluation mode:
 # whether the model has even fitted what it was shown.
 
-# %%
+# %% tags=["nbval-ignore-output"]
+# Output varies in the last digits across CPU models; the asserts carry the claims.
 SEEDS = (0, 1, 2)
 train_data = DataLoader(TensorDataset(X[:800], y[:800]), batch_size=400)
 runs = {(1e-3, "step", 0): original}  # seed 0 of the notes' recipe ran above
@@ -262,21 +269,14 @@ for (lr, schedule, _seed), run in runs.items():
     cell.setdefault("reported", []).append(run.history["train_loss"][-1])
 
 
-def mean_range(values, spec):
-    """'mean (min–max)' of values, each formatted with spec."""
-    low, high = min(values), max(values)
-    return f"{np.mean(values):{spec}} ({low:{spec}}–{high:{spec}})"
-
-
-print("50 epochs, seeds 0-2: mean (min–max)")
-print(f"{'':14}{'val. accuracy':>22}{'val. loss':>22}{'training loss':>26}")
+print("50 epochs, seeds 0-2: mean (min to max)")
+print(f"{'':14}{'val. accuracy':>24}{'val. loss':>24}")
 for (lr, schedule), cell in table.items():
-    print(
-        f"{lr:.0e}, {schedule:6}"
-        f"{mean_range(cell['acc'], '.1%'):>22}"
-        f"{mean_range(cell['loss'], '.3f'):>22}"
-        f"{mean_range(cell['fit'], '.4f'):>26}"
-    )
+    acc, loss = mean_range(cell["acc"], ".1%"), mean_range(cell["loss"])
+    print(f"{lr:.0e}, {schedule:6}{acc:>24}{loss:>24}")
+print(f"{'':14}{'training loss':>27}")
+for (lr, schedule), cell in table.items():
+    print(f"{lr:.0e}, {schedule:6}{mean_range(cell['fit'], '.4f'):>27}")
 reported = table[1e-3, "step"]["reported"]
 print(f"reported training loss, 1e-03 step: {mean_range(reported, '.4f')}")
 print("sum of the learning rates over the run:")
@@ -289,10 +289,10 @@ for lr, schedule in table:
 # Read the table one change at a time.
 #
 # - **The notes' recipe underfits.** On their own training data its final weights have twice
-#   the loss of the same rate annealed smoothly and five times that of the same schedule at
+#   the loss of the same rate annealed smoothly and about ten times that of the same schedule at
 #   $10^{-2}$: it has not fitted what it was shown, and the last 30 epochs, at a rate of
 #   $10^{-5}$ and less, cannot make up for it.
-# - **Same schedule, ten times the rate:** the training loss falls more than fivefold, the
+# - **Same schedule, ten times the rate:** the training loss falls about tenfold, the
 #   validation loss to about a third. The step schedule itself does no harm at this rate:
 #   at $10^{-2}$ cosine is no better than `StepLR` (their validation losses differ by less
 #   than the spread of either over the seeds).
@@ -300,20 +300,18 @@ for lr, schedule in table:
 #   start for 25 epochs, where `StepLR` cuts it tenfold after 10.
 #
 # What the four cells share is the amount of learning the schedule allows at its rate. Adam
-# moves each weight by roughly at most $\eta_t$ per step {cite}`kingma2015`, so the sum of the
-# epochs' rates, $\sum_t \eta_t$, times the 25 steps of an epoch, bounds how far a weight can
-# travel: $\sum_t \eta_t = 0.011$ for the notes' recipe, $0.026$ and $0.11$ for the two single
-# changes, $0.26$ for both. The training loss falls in the same order, at least twofold at each
-# step. Accuracy on 200 validation examples is a coarse measure (one example is half a point),
-# so the claims that need a margin are made on the losses.
+# moves each weight by about $\eta_t$ per step, and never by more than
+# $\eta_t (1 - \beta_1)/\sqrt{1 - \beta_2} \approx 3.2\,\eta_t$ {cite}`kingma2015` (§2.1),
+# so the sum of the epochs' rates, $\sum_t \eta_t$, times the 25 steps of an epoch, sets the
+# scale of how far a weight can travel: $\sum_t \eta_t = 0.011$ for the notes' recipe,
+# $0.026$ and $0.11$ for the two single changes, $0.26$ for both. The training loss falls in
+# the same order, at least twofold at each step. Accuracy on 200 validation examples is a
+# coarse measure (one example is half a point), so the claims that need a margin are made on
+# the losses.
 
 # %%
 notes, cosine = table[1e-3, "step"], table[1e-3, "cosine"]
 larger, both = table[1e-2, "step"], table[1e-2, "cosine"]
-
-
-def spread(values):
-    return max(values) - min(values)
 
 
 # the reported (running, dropout-on) training loss overstates the final one
@@ -329,9 +327,10 @@ assert np.isclose(notes["budget"], 10e-3 * (1 - 0.1**5) / (1 - 0.1))
 assert np.isclose(cosine["budget"], 1e-3 * 25.5)  # sum of cos(pi t / 50) is 1
 assert np.isclose(larger["budget"], 10 * notes["budget"])
 assert np.isclose(both["budget"], 10 * cosine["budget"])
-# the notes' recipe underfits: 2x the training loss of cosine, 5x that of 1e-2
+# the notes' recipe underfits: 2x the training loss of cosine, ~10x that of 1e-2
 assert min(notes["fit"]) > 2 * max(cosine["fit"])
 assert min(notes["fit"]) > 5 * max(larger["fit"])
+assert 8 < np.mean(notes["fit"]) / np.mean(larger["fit"]) < 14
 # each single change lowers the validation loss, per seed, by more than 0.05
 for seed in range(len(SEEDS)):
     assert larger["loss"][seed] < notes["loss"][seed] - 0.1
@@ -339,10 +338,10 @@ for seed in range(len(SEEDS)):
 assert 0.2 < np.mean(larger["loss"]) / np.mean(notes["loss"]) < 0.45  # a third
 # at 1e-2 the schedule makes no difference beyond the seeds' spread
 gap = abs(np.mean(larger["loss"]) - np.mean(both["loss"]))
-assert gap < min(spread(larger["loss"]), spread(both["loss"]))
+assert gap < min(np.ptp(larger["loss"]), np.ptp(both["loss"]))
 # in accuracy, the gains exceed the notes' own spread over the seeds
-assert np.mean(larger["acc"]) - np.mean(notes["acc"]) > spread(notes["acc"])
-assert np.mean(cosine["acc"]) - np.mean(notes["acc"]) > spread(notes["acc"])
+assert np.mean(larger["acc"]) - np.mean(notes["acc"]) > np.ptp(notes["acc"])
+assert np.mean(cosine["acc"]) - np.mean(notes["acc"]) > np.ptp(notes["acc"])
 # the training loss falls as the sum of the rates grows, by 2x at each step
 ordered = sorted(table.values(), key=lambda cell: cell["budget"])
 fits = [np.mean(cell["fit"]) for cell in ordered]
@@ -384,7 +383,7 @@ print(f"original recipe: {mean_range(notes['acc'], '.1%')}")
 assert 0.97 <= min(better_acc) and np.mean(better_acc) <= 0.99
 assert 0.92 <= np.mean(notes["acc"]) <= 0.945
 gain = np.mean(better_acc) - np.mean(notes["acc"])
-assert gain > spread(better_acc) + spread(notes["acc"])
+assert gain > np.ptp(better_acc) + np.ptp(notes["acc"])
 
 # %%
 fig = plot_history(better.history)
@@ -410,13 +409,14 @@ rises = [v[-1] - min(v) for v in val_losses]
 minima = [int(np.argmin(v)) + 1 for v in val_losses]
 print(f"rise of the validation loss since: {mean_range(rises, '.4f')}")
 print(f"epoch of the minimum: {mean_range(minima, '.0f')}")
-assert min(rises) > spread(rises) and 0.01 < np.mean(rises) < 0.03
-assert max(minima) + spread(minima) < 100
+assert min(rises) > np.ptp(rises) and 0.01 < np.mean(rises) < 0.03
+assert max(minima) + np.ptp(minima) < 100
 for run, epoch in zip(better_runs, minima, strict=True):  # still falling
     assert run.history["train_loss"][-1] < run.history["train_loss"][epoch - 1]
 
 # %% [markdown]
-# The rise is small: the validation loss ends about 0.02 above its minimum. Early stopping,
+# The rise is small: the validation loss ends about 0.02 above its minimum with these seeds
+# (on some other seeds it is smaller still, and the minimum comes later). Early stopping,
 # below, would have kept an earlier epoch; the next section makes overfitting large enough to
 # study.
 
@@ -428,7 +428,8 @@ for run, epoch in zip(better_runs, minima, strict=True):  # still falling
 # the number of *batches*. The 200 validation examples come in six batches of 32 and one of 8,
 # so those last 8 weigh as much as 32 others:
 
-# %%
+# %% tags=["nbval-ignore-output"]
+# Output varies in the last digits across CPU models; the asserts carry the claims.
 errors = []
 for run in better_runs:
     run.model.eval()
@@ -445,7 +446,7 @@ for run in better_runs:
     )
     assert np.isclose(run.history["val_loss"][-1], per_example, rtol=1e-5)
 print(f"the notes' average is too low by {mean_range(errors, '.1%')}")
-assert min(errors) > spread(errors) and 0.05 < np.mean(errors) < 0.2
+assert min(errors) > np.ptp(errors) and 0.05 < np.mean(errors) < 0.2
 
 # %% [markdown]
 # The other two are about what gets printed. The notes print `scheduler.get_last_lr()` *after*
@@ -471,7 +472,7 @@ assert np.allclose(original.history["lr"], used)  # what the trainer records
 # %% [markdown]
 # (pitfall-notes-trainer-bookkeeping)=
 # ```{warning}
-# **Pitfall: a training loop that misreports its own numbers.** Three small defects of the
+# **Pitfall: a training loop that misreports its own numbers.** Four small defects of the
 # notes' `Trainer`. Its losses are `total_loss / len(loader)`, a mean of batch means: with a
 # smaller last batch the result is not the mean loss per example (here about 11 % too low);
 # `companion.Trainer` sums `loss * batch_size` and divides by the number of examples. It prints
@@ -480,10 +481,14 @@ assert np.allclose(original.history["lr"], used)  # what the trainer records
 # are not, and with a smooth schedule none is; the trainer records in `history["lr"]` the rate
 # each epoch trained with. And `if epoch % 10 == 0` prints epochs 0 to 40 of 50, never the last
 # one, the result of the run; the trainer keeps every epoch in `history` and its progress bar
-# shows the latest. Tests: `test_pitfall_mean_of_batch_means_overweights_a_smaller_last_batch`,
-# `test_pitfall_get_last_lr_after_scheduler_step_reports_the_next_epochs_rate` and
-# `test_pitfall_printing_when_epoch_modulo_10_is_0_never_shows_the_last_epoch` in
-# `tests/test_training.py`.
+# shows the latest. And its `train` builds a new Adam and a new `StepLR` on every call, so
+# calling it again to train longer silently throws away Adam's moment estimates and restarts the
+# schedule at the full rate; `Trainer.fit` takes the optimizer and scheduler from the caller,
+# and a second `fit` continues both. Tests:
+# `test_pitfall_mean_of_batch_means_overweights_a_smaller_last_batch`,
+# `test_pitfall_get_last_lr_after_scheduler_step_reports_the_next_epochs_rate`,
+# `test_pitfall_printing_when_epoch_modulo_10_is_0_never_shows_the_last_epoch` and
+# `test_pitfall_notes_train_call_restarts_adam_and_the_schedule` in `tests/test_training.py`.
 # ```
 #
 # ## Overfitting, dropout and early stopping
@@ -495,6 +500,10 @@ assert np.allclose(original.history["lr"], used)  # what the trainer records
 
 # %%
 val_all = DataLoader(TensorDataset(X[800:], y[800:]), batch_size=200)
+wide = NeuralNetwork(10, [128, 128], 3)
+n_weights = sum(p.numel() for p in wide.parameters())
+print(f"the wider network has {n_weights:,} weights and biases")
+assert 17_500 < n_weights < 18_500  # "about 18 000"
 
 
 def overfit_run(dropout_rate, seed, early_stopping=None):
@@ -570,22 +579,23 @@ plt.show()
 # training step (and scales the others by $1/(1 - p)$), so no unit can rely on particular
 # others; at evaluation it is off. Here, the only change being $p = 0.5$ instead of 0, it
 # *delays* overfitting — the validation loss bottoms out about 20 epochs later — but it does
-# not prevent it, and its best validation loss is no better than the plain network's by more
-# than the spread over the seeds. **Early stopping** watches the validation loss, stops after
-# 10 epochs without improvement and restores the weights of the best epoch — the lowest point
-# of the blue curve.
+# not prevent it. Its best validation loss is a little lower than the plain network's, seed by
+# seed (by 0.01 to 0.03), a small gain next to the rise that follows. **Early stopping**
+# watches the validation loss, stops after 10 epochs without improvement and restores the
+# weights of the best epoch — the lowest point of the blue curve.
 
 # %%
 plain_s, dropout_s = summary["no dropout"], summary["dropout 0.5"]
 delays = np.subtract(dropout_s["epoch"], plain_s["epoch"]).tolist()
 print(f"dropout delays the minimum by {mean_range(delays, '.0f')} epochs")
 assert max(plain_s["train"]) < 0.01
-assert min(plain_s["ratio"]) - 1 > spread(plain_s["ratio"])
+assert min(plain_s["ratio"]) - 1 > np.ptp(plain_s["ratio"])
 assert 1.6 < min(plain_s["ratio"]) and max(plain_s["ratio"]) < 2.0
-assert min(delays) > spread(delays) and 15 <= np.mean(delays) <= 25
-assert min(dropout_s["ratio"]) - 1 > spread(dropout_s["ratio"])
-best_gap = abs(np.mean(dropout_s["best"]) - np.mean(plain_s["best"]))
-assert best_gap < max(spread(plain_s["best"]), spread(dropout_s["best"]))
+assert min(delays) > np.ptp(delays) and 15 <= np.mean(delays) <= 25
+assert min(dropout_s["ratio"]) - 1 > np.ptp(dropout_s["ratio"])
+best_gain = np.subtract(plain_s["best"], dropout_s["best"])  # paired by seed
+print(f"dropout lowers the best validation loss by {mean_range(best_gain)}")
+assert np.all((best_gain > 0.005) & (best_gain < 0.04))
 assert early.epoch < 60 and early.epoch == early.best_epoch + 10
 assert early.best_epoch == plain_s["epoch"][0]  # the minimum of the blue curve
 assert np.isclose(early.validate(val_all)[0], min(early.history["val_loss"]))
@@ -709,7 +719,7 @@ assert "the loss is nan at epoch 1, batch 4" in message
 
 # %% [markdown]
 # The weights are finite — no NaN reached them — and worthless: the largest is above
-# $10^{20}$. A run that diverges shows first in its loss, long before anything overflows: watch
+# $10^{20}$. A run that diverges shows first in its loss, before its weights overflow: watch
 # the loss, lower the rate, or clip the gradient (`fit(clip_grad_norm=...)`). The gradient
 # check matters when the loss is finite but its gradient is not, as for
 # `torch.where(z > 0, z.sqrt(), z)`, whose untaken branch has a NaN derivative for negative

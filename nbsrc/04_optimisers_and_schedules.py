@@ -46,6 +46,7 @@ from companion import (
     Trainer,
     learning_rate_sweep,
     make_seed_dataset,
+    mean_range,
     quadratic,
     rosenbrock,
     seed_everything,
@@ -214,8 +215,7 @@ pairs = {
 }
 runs = {}
 for (name, (ours, theirs, kwargs)), dtype in [
-    *((pair, torch.float64) for pair in pairs.items()),
-    (("Adam(lr=1e-3)", pairs["Adam(lr=1e-3)"]), torch.float32),
+    (pair, dtype) for dtype in (torch.float64, torch.float32) for pair in pairs.items()
 ]:
     a = train_network(lambda p, o=ours, k=kwargs: o(p, **k), dtype=dtype)
     b = train_network(
@@ -230,9 +230,9 @@ for (name, (ours, theirs, kwargs)), dtype in [
 
 fused = train_network(lambda p: torch.optim.Adam(p, lr=1e-3, fused=True))
 gap = max_difference(runs["Adam(lr=1e-3), float64"], fused)
-print(f"{'Adam(lr=1e-3), float64, against fused=True':>50}: max |difference| "
-      f"= {gap:.1e}")  # fmt: skip
-assert 0 < gap < 1e-12
+print(f"{'Adam(lr=1e-3), float64, against fused=True':>50}: torch.equal on "
+      f"every weight: {gap == 0}; all within 1e-12: {gap < 1e-12}")  # fmt: skip
+assert 0 < gap < 1e-12  # different bits, the same update
 
 # %% [markdown]
 # ## An ill-conditioned bowl
@@ -436,11 +436,6 @@ assert valley["Adam"][0][:13].argmin() == 12  # a grid ending at 1: at its edge
 SEEDS = (0, 1, 2)
 
 
-def spread(values):
-    """'mean (min–max)' of a few numbers."""
-    return f"{np.mean(values):.3f} ({min(values):.3f}–{max(values):.3f})"
-
-
 val_loss_10 = {}
 for name, momentum, rates in [
     ("gradient descent", 0.0, (0.03, 0.1)),
@@ -470,7 +465,7 @@ for momentum_rate, gd_rate in pairs_and_controls:
     ratios[momentum_rate, gd_rate] = loss_ratios(momentum_rate, gd_rate)
     pair = f"momentum at {momentum_rate:<5g} / GD at {gd_rate:<4g}"
     kind = "" if gd_rate == 10 * momentum_rate else " (control)"
-    print(f"  {pair}: {spread(ratios[momentum_rate, gd_rate])}{kind}")
+    print(f"  {pair}: {mean_range(ratios[momentum_rate, gd_rate])}{kind}")
 paired = ratios[0.003, 0.03] + ratios[0.01, 0.1]
 assert all(1 < r < 1.1 for r in paired)  # within 10 %, momentum behind
 assert max(ratios[0.01, 0.03]) < 0.5 and min(ratios[0.003, 0.1]) > 2
@@ -518,7 +513,7 @@ columns = ("val", "train", "jitter")
 headers = ("val loss", "train loss", "val jitter")
 print(f"{'Adam':>16}", *(f"{h:>20}" for h in headers), sep="  ")
 for name in settings:
-    cells = (spread(across_seeds(name, key)) for key in columns)
+    cells = (mean_range(across_seeds(name, key)) for key in columns)
     print(f"{name:>16}", *cells, sep="  ")
 
 # %%
@@ -544,16 +539,16 @@ val, train, jitter = (
 small, best, large = "constant 1e-3", "constant 3e-3", "constant 1e-2"
 cosine = "cosine from 1e-2"
 closer = train[large] / train[cosine]
-print("training loss, constant 1e-2 / cosine from 1e-2:", spread(closer))
+print("training loss, constant 1e-2 / cosine from 1e-2:", mean_range(closer))
 print("training loss, constant 1e-2 / constant 3e-3:  ",
-      spread(train[large] / train[best]))  # fmt: skip
+      mean_range(train[large] / train[best]))  # fmt: skip
 # 3e-3 is the best constant rate on every seed, inside the grid:
 assert np.all(val[best] < val[small]) and np.all(val[best] < val[large])
 # ... but 1e-2 fits the training set about as well (within a factor 1.5):
 assert np.all(np.abs(np.log(train[large] / train[best])) < np.log(1.5))
-# the ablation: decaying 1e-2 fits the training set 2-4 times closer,
+# the ablation: decaying 1e-2 fits the training set closer, on every seed,
 assert train[cosine].max() < train[large].min()
-assert np.all((1.95 < closer) & (closer < 4.2))
+assert np.all(closer > 1.5) and 2 < closer.mean() < 4
 # ... AND validates better, on every seed:
 assert np.all(val[cosine] < val[large])
 # the jitter: larger at 1e-2 than at 1e-3, and mostly gone with the cosine
@@ -562,10 +557,12 @@ assert jitter[large].min() > jitter[cosine].max()
 
 # %% [markdown]
 # At the constant rate $10^{-2}$ the validation loss ends higher than at $3 \times 10^{-3}$ on
-# every seed — but not because the network overfits. Its training loss is about the same as at
+# each of these three seeds (by a small margin: other seeds can tie) — but not because the
+# network overfits. Its training loss is about the same as at
 # $3 \times 10^{-3}$ (within a factor 1.5 on every seed), and the ablation goes the other way
-# from what overfitting predicts: decaying the same rate to zero fits the training set two to
-# four times more closely *and* gives a lower validation loss, on every seed. What the
+# from what overfitting predicts: decaying the same rate to zero fits the training set more
+# closely, on every seed and about three times on average, *and* gives a lower validation
+# loss, on every seed. What the
 # constant rate adds is noise: the validation loss jumps from epoch to epoch, more at
 # $10^{-2}$ than at $10^{-3}$ on every seed (the jitter column), and the cosine schedule,
 # whose steps are small by the last ten epochs, removes most of it. That is the case for the

@@ -51,6 +51,7 @@ from companion import (
     count_trainable,
     load_digits_tensors,
     make_shapes,
+    mean_range,
     receptive_field,
     seed_everything,
     shift_equivariance_gap,
@@ -320,6 +321,14 @@ except RuntimeError as err:
 print("fc1(flatten(1)):", message)
 assert maps_28.view(-1, 128 * 4 * 4).shape == (9, 2048)
 assert "16x1152 and 2048x256" in message
+labels_16 = torch.zeros(16, dtype=torch.long)
+try:  # the view's 9 rows reach the loss, which finds 16 labels
+    F.cross_entropy(fc1(maps_28.view(-1, 128 * 4 * 4))[:, :10], labels_16)
+    late = "no error"
+except ValueError as err:
+    late = str(err)
+print("the loss, after view:", late)
+assert "batch_size" in late and "(9)" in late and "(16)" in late
 
 # %% [markdown]
 # ## How much of the image one unit sees
@@ -457,7 +466,8 @@ for size in (8, 28, 32, 64):  # any size works, with a network built for it
 # one with `fc1`'s learning rate multiplied by 16. If the claim is right their outputs agree
 # to rounding. The control changes only that multiplier back to 1.
 
-# %%
+# %% tags=["nbval-ignore-output"]
+# Output varies in the last digits across CPU models; the asserts carry the claims.
 order = torch.randperm(len(digits), generator=torch.Generator().manual_seed(0))
 train_loader, _ = train_val_loaders(
     digits[order], digit_labels[order], train_size=1437, batch_size=64, seed=0
@@ -532,7 +542,8 @@ print(inspect.getsource(train_digits_cnn))
 # masks and batch orders; the 360 test digits stay the same). The bar of 97 % is checked to be
 # one that an untrained network fails:
 
-# %%
+# %% tags=["nbval-ignore-output"]
+# Output varies in the last digits across CPU models; the asserts carry the claims.
 cnn_digits = [train_digits_cnn(s).history["val_acc"][-1] for s in range(3)]
 low, high = min(cnn_digits), max(cnn_digits)
 print("CNN, held-out accuracy, seeds 0-2:", [f"{a:.1%}" for a in cnn_digits])
@@ -552,26 +563,29 @@ assert min(cnn_digits) >= 0.97 and chance < 0.2
 # 1e-2 of chapter 3's MLP recipe.
 
 
-# %%
+# %% tags=["nbval-ignore-output"]
+# Output varies in the last digits across CPU models; the asserts carry the claims.
 def digits_mlp():
     """The CNN's two hidden layers, reading the 64 pixels directly."""
     return NeuralNetwork(64, [256, 128], 10, dropout_rate=0.3)
 
 
-MLP_LR = 1e-2  # chapter 3's
-runs = [train_digits_cnn(s, lr=MLP_LR, model=digits_mlp) for s in range(3)]
-mlp_digits = [run.history["val_acc"][-1] for run in runs]
-print("MLP, held-out accuracy, seeds 0-2:", [f"{a:.1%}" for a in mlp_digits])
-print(f"mean {np.mean(mlp_digits):.1%}")
+mlp_gaps = {}
+for lr, why in ((1e-2, "chapter 3's rate"), (3e-3, "the CNN's rate")):
+    runs = [train_digits_cnn(s, lr=lr, model=digits_mlp) for s in range(3)]
+    mlp_digits = [run.history["val_acc"][-1] for run in runs]
+    mlp_gaps[lr] = np.mean(cnn_digits) - np.mean(mlp_digits)
+    print(f"MLP at {lr:.0e} ({why}): {mean_range(mlp_digits, '.1%')}")
+    print(f"  CNN minus MLP: {mlp_gaps[lr]:+.1%}")
 n_cnn, n_mlp = count_trainable(fixed), count_trainable(digits_mlp())
 print(f"parameters: CNN {n_cnn:,}, MLP {n_mlp:,}")
-gap, spread = np.mean(cnn_digits) - np.mean(mlp_digits), np.ptp(cnn_digits)
-print(f"CNN minus MLP: {gap:+.1%} (the CNN's range over seeds: {spread:.1%})")
-assert abs(gap) < spread
+print(f"the CNN's range over seeds: {np.ptp(cnn_digits):.1%}")
+assert all(abs(gap) < 0.015 for gap in mlp_gaps.values())
 
 # %% [markdown]
-# On these digits the difference between the CNN and the MLP is smaller than the CNN's own
-# range over three seeds: no evidence that convolutions help *here*. That is not a failure of
+# On these digits the CNN leads the MLP by about a point at most, whichever of the two rates
+# the MLP gets (changing only the model, at the CNN's rate, or giving the MLP the rate chapter
+# 3 tuned for it): little evidence that convolutions help *here*. That is not a failure of
 # the idea. scikit-learn's digits were size-normalised when the data set was made, and their
 # ink is centred to within a few percent of the image side (measured in the next section): a
 # stroke appears where the MLP has seen strokes before. The shapes below can be anywhere.
@@ -617,7 +631,8 @@ assert digit_spread < 0.06 and shape_spread > 0.15
 # %%
 print(inspect.getsource(train_shapes_cnn))
 
-# %%
+# %% tags=["nbval-ignore-output"]
+# Output varies in the last digits across CPU models; the asserts carry the claims.
 shapes_trainer, _ = train_shapes_cnn(seed=0)
 shapes_acc = shapes_trainer.history["val_acc"]
 print("validation accuracy per epoch:", [f"{a:.1%}" for a in shapes_acc])
@@ -625,8 +640,8 @@ assert shapes_acc[-1] >= 0.95
 
 # %% [markdown]
 # This is the chapter's most expensive cell, so here it runs with one seed;
-# `tests/test_models.py::test_shapes_cnn_clears_95_percent_on_other_seeds` checks that seeds 1
-# and 2 (other images, weights and batches) clear 95 % as well.
+# `tests/test_models.py::test_shapes_cnn_clears_98_percent_on_other_seeds` checks that seeds 1
+# and 2 (other images, weights and batches) clear 98 % as well.
 #
 # The control changes one thing: the same recipe, learning rate included, trains an MLP with
 # 1024 inputs and the CNN's two hidden layers. It has about as many parameters as the CNN,
@@ -660,9 +675,48 @@ assert shapes_acc[-1] > 0.99 and shapes_acc[-1] - max(mlp_val) > 0.3
 
 # %% [markdown]
 # The MLP learns its 2400 training images almost perfectly (above 95 %) and classifies fewer
-# than seven in ten new ones: it memorises where each training shape happened to be, and a
+# than seven in ten new ones. Does it memorise where each training shape happened to be? Then
+# the very images it learned, moved by a pixel or two, should look new to it, and not to the
+# CNN. Each model on its own training images, rolled diagonally by $k$ pixels:
+
+
+# %% tags=["nbval-ignore-output"]
+# Output varies in the last digits across CPU models; the asserts carry the claims.
+SHIFTS = (0, 1, 2, 4)
+
+
+def accuracy_when_rolled(model, images, labels):
+    """Accuracy on `images` moved k pixels down and right, each k in SHIFTS."""
+    accuracies = []
+    for k in SHIFTS:
+        rolled = torch.roll(images, shifts=(k, k), dims=(2, 3))  # wraps round
+        with torch.no_grad():
+            predicted = model.eval()(rolled).argmax(1)
+        accuracies.append((predicted == labels).float().mean().item())
+    return accuracies
+
+
+rolled_mlp = []  # one row per seed: accuracy at each shift
+for s, run in enumerate(runs):
+    seen, seen_labels, _ = make_shapes(3000, size=32, seed=s)
+    seen, seen_labels = seen[:2400], seen_labels[:2400]  # its training set
+    rolled_mlp.append(accuracy_when_rolled(run.model, seen, seen_labels))
+    if s == 0:
+        cnn_row = accuracy_when_rolled(cnn, seen, seen_labels)
+rolled_mlp = np.array(rolled_mlp)
+for k, column in zip(SHIFTS, rolled_mlp.T, strict=True):
+    print(f"rolled by {k}: MLP {mean_range(column, '.1%')}", end="")
+    print(f", CNN (seed 0) {cnn_row[SHIFTS.index(k)]:.1%}")
+assert rolled_mlp[:, 0].min() > 0.95 and rolled_mlp[:, 2].max() < 0.75
+assert min(cnn_row) > 0.95
+
+# %% [markdown]
+# Two pixels are enough to take the MLP from its training accuracy to near its validation
+# accuracy, on every seed, while the CNN hardly notices: the MLP had memorised positions, and a
 # triangle in a place where it saw none is, for an MLP, a new pattern over new pixels. The CNN,
-# with about as many parameters, scores above 99 %: its filters are the same at every position,
+# with about as many parameters, scores above 99 % (seed 0; with seeds 1 and 2 it clears 98 %,
+# checked by `test_shapes_cnn_clears_98_percent_on_other_seeds`): its filters are the same at
+# every position,
 # so an edge learned in one place is detected in every other, and one cell of its last map
 # combines them over 22 × 22 pixels. The gap, more than 30 points, is many times the MLP's
 # range over seeds. Here the one difference between the two runs — convolutions in front of the
@@ -722,5 +776,5 @@ plt.show()
 #   An adaptive pool that fills a small map with copies wastes three quarters of the network's
 #   parameters and secretly multiplies a layer's learning rate; pool only down.
 # - Over three seeds the repaired CNN scores at least 97 % on held-out digits, where an MLP
-#   with its own learning rate is within the CNN's seed range; on shapes at random positions
-#   the CNN scores above 99 % and an MLP of the same size below 70 %.
+#   at either learning rate is within about a point; on shapes at random positions
+#   the CNN scores 98 % to 99.8 % and an MLP of the same size below 70 %.

@@ -31,7 +31,6 @@ except ImportError:  # on Colab: install the book's package from its repository,
 SEED = companion.seed_everything(0)
 
 # %%
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -246,7 +245,8 @@ assert gap < 1e-5
 # of chapter 4 (400 warm-up steps, half the paper's scale), stepped after every batch.
 # 4000 training sequences; 1000 held-out ones, drawn with another seed.
 
-# %%
+# %% tags=["nbval-ignore-output"]
+# Output varies in the last digits across CPU models; the asserts carry the claims.
 source, target = make_reversal_task(4000, seq_len=10, vocab=16, seed=0)
 test_source, test_target = make_reversal_task(1000, seq_len=10, vocab=16, seed=10_000)
 seen = {tuple(s) for s in source.tolist()}
@@ -283,9 +283,7 @@ def exact_sequence_accuracy(model):
     return (predicted == test_target).all(dim=1).float().mean().item()
 
 
-start = time.perf_counter()
 with_pe = train_reverser(positional_encoding=True)
-seconds = time.perf_counter() - start
 without_pe = train_reverser(positional_encoding=False)
 for name, trainer in [("with positional encoding", with_pe), ("without", without_pe)]:
     print(
@@ -293,13 +291,12 @@ for name, trainer in [("with positional encoding", with_pe), ("without", without
         f"exact-sequence accuracy {exact_sequence_accuracy(trainer.model):.1%}"
     )
 assert exact_sequence_accuracy(with_pe.model) >= 0.99
-assert seconds <= 30, f"training took {seconds:.0f} s"
 assert exact_sequence_accuracy(without_pe.model) <= 0.01
 assert without_pe.history["val_acc"][-1] <= 0.26
 
 # %% [markdown]
 # With positional encoding every held-out sequence is reversed exactly, after 8 epochs (a few
-# seconds on a CPU; asserted to be under 30 s). Without it, the same network gets no sequence
+# seconds on a CPU). Without it, the same network gets no sequence
 # right, and only about a quarter of the tokens. That quarter is no accident: a model that
 # cannot see positions sees a *set* of tokens, and the best it can do at every position is to
 # bet on a token that occurs in the set — right about 24 % of the time here, far from the 99 %
@@ -310,7 +307,8 @@ assert without_pe.history["val_acc"][-1] <= 0.26
 # Each layer's attention weights, averaged over the held-out sequences: row $i$ shows where
 # output position $i$ looks.
 
-# %%
+# %% tags=["nbval-ignore-output"]
+# Output varies in the last digits across CPU models; the asserts carry the claims.
 model = with_pe.model.eval()
 with torch.no_grad():
     model(test_source)

@@ -264,11 +264,11 @@ def test_shapes_cnn_retrains_bit_for_bit():
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_shapes_cnn_clears_95_percent_on_other_seeds(seed):
+def test_shapes_cnn_clears_98_percent_on_other_seeds(seed):
     # Chapters 5 and 8 check seed 0; other images, weights and batch orders do as well.
     trainer, (images, labels, boxes) = train_shapes_cnn(seed=seed)
     assert images.shape == (3000, 1, 32, 32) and boxes.shape == (3000, 4)
-    assert trainer.history["val_acc"][-1] >= 0.95
+    assert trainer.history["val_acc"][-1] >= 0.98  # 98.5 % and 99.0 % measured
 
 
 def test_shapes_recipe_trains_the_model_it_is_given():

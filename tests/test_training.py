@@ -625,3 +625,42 @@ def test_pitfall_printing_when_epoch_modulo_10_is_0_never_shows_the_last_epoch(d
         loader, loader, 3, progress=False
     )
     assert all(len(values) == 3 for values in history.values())
+
+
+def notes_style_train(model, loader, num_epochs, learning_rate=1e-3):
+    """The notes' Trainer.train, minimally: a new Adam and StepLR on every call."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=10, gamma=0.1)
+    rates = []
+    for _ in range(num_epochs):
+        rates.append(scheduler.get_last_lr()[0])
+        for xb, yb in loader:
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(xb), yb).backward()
+            optimizer.step()
+        scheduler.step()
+    return optimizer, rates
+
+
+def test_pitfall_notes_train_call_restarts_adam_and_the_schedule(data):
+    X, y = data
+    loader = DataLoader(TensorDataset(X[:64], y[:64]), batch_size=32)
+    seed_everything(0)
+    model = NeuralNetwork(10, [8], 3)
+    notes_style_train(model, loader, 12)
+    optimizer, rates = notes_style_train(model, loader, 3)  # "continue for 3 epochs"
+    # The defect: the second call starts again at the full rate with fresh moments.
+    assert rates[0] == 1e-3
+    assert all(state["step"].item() == 3 * 2 for state in optimizer.state.values())
+    # The fix: fit takes the optimizer and scheduler, so a second fit continues both.
+    seed_everything(0)
+    model = NeuralNetwork(10, [8], 3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=10, gamma=0.1)
+    trainer = Trainer(model, device="cpu")
+    for epochs in (12, 3):
+        trainer.fit(
+            loader, loader, epochs, optimizer=optimizer, scheduler=scheduler, progress=False
+        )
+    assert trainer.history["lr"][12] == pytest.approx(1e-4)
+    assert all(state["step"].item() == 15 * 2 for state in optimizer.state.values())
