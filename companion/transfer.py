@@ -6,41 +6,52 @@ A network trained on a large data set (ImageNet) has learnt features that serve 
 ``nn.Linear`` with one output per new class, and trains on the small new data set:
 
 1. **Feature extraction**: freeze the backbone (``requires_grad = False``) and train the head
-   alone (:func:`freeze_backbone`).
-2. **Fine-tuning**: make more of the network trainable, from the top down (:func:`unfreeze`),
-   with smaller learning rates for the lower, more general layers. *Discriminative fine-tuning*
+   alone (:func:`~companion.freezing.freeze_backbone`).
+2. **Fine-tuning**: make more of the network trainable, from the top down
+   (:func:`~companion.freezing.unfreeze`), with smaller learning rates for the lower, more general
+   layers. *Discriminative fine-tuning*
    (Howard & Ruder, 2018) gives layer group :math:`i`, counted from the head, the learning rate
 
    .. math::
 
        \eta_i = \frac{\eta}{d^{\,i}}, \qquad d = 2.6,
 
-   (:func:`param_groups`), and *progressive unfreezing* adds one group per phase, each phase
-   with a fresh optimizer over the trainable parameters only
+   (:func:`~companion.freezing.param_groups`), and *progressive unfreezing* adds one group per
+   phase, each phase with a fresh optimizer over the trainable parameters only
    (:class:`ProgressiveUnfreezingTrainer`).
 
-The layer groups are found from the model's structure (:func:`layer_groups`): ``fc``,
-``layer4`` ... ``layer1``, ``conv1 + bn1`` for a ResNet; the last classifier layer, the rest of
+The layer groups are found from the model's structure
+(:func:`~companion.freezing.layer_groups`): ``fc``, ``layer4`` ... ``layer1``, ``conv1 + bn1`` for
+a ResNet; the last classifier layer, the rest of
 the classifier, then the blocks of ``features`` for VGG and EfficientNet.
 
 Defects of the original notes fixed here (each has a ``test_pitfall_...`` in
 ``tests/test_transfer.py``):
 
 * ``models.resnet50(pretrained=True)``: the ``pretrained=`` keyword is deprecated since
-  torchvision 0.13 (a ``UserWarning`` today, an error tomorrow); :func:`build_transfer_model`
-  takes ``weights=`` (an enum, its name, or a local file checked against its SHA-256) and
-  rejects ``pretrained=`` with a ``TypeError`` that says so.
+  torchvision 0.13 (a ``UserWarning`` that names the weights it loads, ``IMAGENET1K_V1``, and
+  suggests ``DEFAULT``); :func:`build_transfer_model` takes ``weights=`` (an enum, its name, or
+  a local file checked against its SHA-256) and rejects ``pretrained=`` with a ``TypeError``.
 * Freezing by ``requires_grad = False`` alone leaves the BatchNorm layers in training mode:
   ``model.train()`` lets every forward pass overwrite their running mean and variance, so the
-  "frozen" backbone changes. :func:`set_frozen_batchnorm_eval` keeps frozen BatchNorm layers in
-  evaluation mode, and the trainer does it at the start of every epoch.
-* An optimizer built once over *all* parameters keeps moving frozen weights: decoupled weight
-  decay :math:`\theta \leftarrow \theta - \eta\lambda\theta` and Adam's momentum act on any
-  parameter whose gradient is a zero tensor rather than ``None``. Here the optimizer is rebuilt
-  each phase over the trainable parameters only.
+  "frozen" backbone changes. :func:`~companion.freezing.freeze_backbone` and
+  :func:`~companion.freezing.unfreeze` lock frozen BatchNorm layers in evaluation mode (their
+  class becomes a ``FrozenStats...`` subclass whose
+  ``train()`` keeps them there), so a plain PyTorch loop cannot undo it; with the default
+  ``bn="frozen"`` the unfrozen groups keep their pretrained statistics too.
 * ``unfreeze_top_layers(num_layers=10)`` unfroze the last ten parameter *tensors*, which on a
   ResNet-50 is the fully connected layer and most, but not all, of the last bottleneck block;
-  :func:`unfreeze` counts whole layer groups.
+  :func:`~companion.freezing.unfreeze` counts whole layer groups.
+* ``unfreeze_layers(layer_names)`` matched substrings, and a bare string such as ``"layer4"``
+  is iterated by character, unfreezing everything;
+  :func:`~companion.freezing.unfreeze_layers` matches module names exactly and refuses a string.
+* The notes never apply ``weights.transforms()``, the resizing and normalisation the
+  pretrained weights expect (chapter 9 shows what the network sees without them).
+
+A general pitfall, not in the notes (they rebuild Adam over the trainable parameters): an
+optimizer built once over *all* parameters keeps moving frozen weights whose gradient is a
+zero tensor rather than ``None`` (decoupled weight decay, Adam's momentum). Here the optimizer
+is rebuilt each phase over the trainable parameters only.
 """
 
 from __future__ import annotations
@@ -53,9 +64,21 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from . import _validate
+from .freezing import (  # noqa: F401 (re-exported: companion.transfer keeps all of chapter 9)
+    BN_POLICIES,
+    _check_bn,
+    count_trainable,
+    freeze_backbone,
+    freeze_batchnorm_stats,
+    layer_groups,
+    param_groups,
+    set_frozen_batchnorm_eval,
+    stats_frozen,
+    unfreeze,
+    unfreeze_layers,
+)
 from .training import Trainer
 
 __all__ = [
@@ -67,14 +90,10 @@ __all__ = [
     "BACKBONE_RECIPES",
     "train_few_shot",
     "FEW_SHOT_RECIPES",
-    "layer_groups",
-    "freeze_backbone",
-    "unfreeze",
-    "set_frozen_batchnorm_eval",
-    "param_groups",
-    "count_trainable",
     "ProgressiveUnfreezingTrainer",
-]
+]  # and, from companion.freezing: layer_groups, freeze_backbone, unfreeze, unfreeze_layers,
+# BN_POLICIES, freeze_batchnorm_stats, set_frozen_batchnorm_eval, stats_frozen, param_groups,
+# count_trainable (importable from here as before)
 
 _OPTIMIZERS = ("adamw", "adam", "sgd")
 _HEX = re.compile(r"[0-9a-f]+")
@@ -155,8 +174,9 @@ class SmallResNet(nn.Module):
 
     ``conv1`` (3×3) → ``bn1`` → ReLU → ``layer1`` (stride 1) → ``layer2`` (stride 2) →
     ``layer3`` (stride 2) → global average pooling → ``fc``. It has torchvision's ResNet
-    attribute names, so :func:`layer_groups` splits it the same way (``fc``, ``layer3``,
-    ``layer2``, ``layer1``, ``conv1 + bn1``), and ``build_transfer_model("small_resnet", ...)``
+    attribute names, so :func:`~companion.freezing.layer_groups` splits it the same way
+    (``fc``, ``layer3``, ``layer2``, ``layer1``, ``conv1 + bn1``), and
+    ``build_transfer_model("small_resnet", ...)``
     gives it a new head. About 15 000 parameters at width 16: chapter 9 pretrains it on a CPU in
     about 25 s, where torchvision's ResNet-18 (11 million) would take an hour.
 
@@ -472,284 +492,24 @@ def build_transfer_model(
     return model
 
 
-# --------------------------------------------------------------------------- layer groups
-def _check_model(model) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    return model
-
-
-def _has_params(modules) -> bool:
-    return any(True for m in modules for _ in m.parameters())
-
-
-def _span(prefix: str, first: int, last: int) -> str:
-    return f"{prefix}.{first}" if first == last else f"{prefix}.{first}-{last}"
-
-
-def _named_layer_groups(model: nn.Module) -> list[tuple[str, list[nn.Module]]]:
-    """``(name, modules)`` per layer group, top (head) first, groups without parameters dropped."""
-    _check_model(model)
-    groups = []
-    children = dict(model.named_children())
-    resnet_like = all(isinstance(children.get(k), nn.Module) for k in ("fc", "layer1", "conv1"))
-    features, classifier = children.get("features"), children.get("classifier")
-    if resnet_like:
-        groups.append(("fc", [model.fc]))
-        n = 1
-        while isinstance(children.get(f"layer{n + 1}"), nn.Module):
-            n += 1
-        groups += [(f"layer{i}", [children[f"layer{i}"]]) for i in range(n, 0, -1)]
-        stem = [children["conv1"]] + ([children["bn1"]] if "bn1" in children else [])
-        groups.append(("conv1+bn1" if len(stem) == 2 else "conv1", stem))
-    elif isinstance(features, nn.Sequential) and isinstance(classifier, nn.Sequential):
-        last = len(classifier) - 1
-        groups.append((_span("classifier", last, last), [classifier[last]]))
-        if last > 0:
-            groups.append((_span("classifier", 0, last - 1), list(classifier)[:last]))
-        blocks, start = [], 0  # VGG: a block ends at each max-pool; else one block per child
-        split_at_pools = any(isinstance(m, nn.MaxPool2d) for m in features)
-        for i, module in enumerate(features):
-            if not split_at_pools or isinstance(module, nn.MaxPool2d) or i == len(features) - 1:
-                blocks.append((_span("features", start, i), list(features)[start : i + 1]))
-                start = i + 1
-        groups += blocks[::-1]
-    else:
-        raise ValueError(
-            "layer_groups understands ResNet-like models (children conv1, bn1, layer1..layerN, "
-            "fc) and VGG/EfficientNet-like models (nn.Sequential children features and "
-            f"classifier); {type(model).__name__} is neither"
-        )
-    return [(name, modules) for name, modules in groups if _has_params(modules)]
-
-
-def layer_groups(model: nn.Module) -> list[list[nn.Module]]:
-    """The model's layer groups, from the head (group 0) down to the input.
-
-    Found from the model's structure, so any model with the same attribute names works:
-
-    * ResNet-like (children ``conv1``, optional ``bn1``, ``layer1`` .. ``layerN``, ``fc``):
-      ``[fc], [layerN], ..., [layer1], [conv1, bn1]``. ResNet-18/50: 6 groups.
-    * VGG/EfficientNet-like (``nn.Sequential`` children ``features`` and ``classifier``):
-      ``[classifier[-1]]``, the rest of ``classifier``, then the blocks of ``features``, top
-      first. If ``features`` holds max-pools (VGG), a block ends at each ``nn.MaxPool2d``
-      (VGG-16: ``classifier.6``, ``classifier.0-5``, ``features.24-30``, ``features.17-23``,
-      ``features.10-16``, ``features.5-9``, ``features.0-4``: 7 groups); otherwise each child
-      of ``features`` is a block (EfficientNet-B0: ``classifier.1``, ``features.8`` ..
-      ``features.0``: 10 groups, its classifier's dropout having no parameters).
-
-    Groups without parameters are dropped. :func:`param_groups` names the groups as above.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-
-    Returns
-    -------
-    list of list of torch.nn.Module
-
-    Raises
-    ------
-    ValueError
-        If the model has neither structure.
-    """
-    return [modules for _, modules in _named_layer_groups(model)]
-
-
-# --------------------------------------------------------------------------- freezing
-def set_frozen_batchnorm_eval(model: nn.Module) -> nn.Module:
-    r"""Put every frozen BatchNorm layer in evaluation mode, so its running statistics stay put.
-
-    In training mode a BatchNorm layer normalises with the batch statistics and updates its
-    running estimates, :math:`\hat\mu \leftarrow (1 - m)\hat\mu + m\,\mu_B`, whatever
-    ``requires_grad`` says. A layer counts as frozen when it has parameters and none requires a
-    gradient; the others (and BatchNorm layers without affine parameters) are left as they are.
-    Call it after every ``model.train()``.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-
-    Returns
-    -------
-    torch.nn.Module
-        ``model``.
-
-    Raises
-    ------
-    TypeError
-        If ``model`` is not a ``torch.nn.Module``.
-    """
-    for module in _check_model(model).modules():
-        if isinstance(module, _BatchNorm):
-            params = list(module.parameters())
-            if params and not any(p.requires_grad for p in params):
-                module.eval()
-    return model
-
-
-def _set_trainable(model: nn.Module, n_groups: int | None) -> nn.Module:
-    groups = layer_groups(model)
-    everything = n_groups is None or n_groups >= len(groups)
-    for p in model.parameters():
-        p.requires_grad_(everything)
-    if not everything:
-        for modules in groups[:n_groups]:
-            for module in modules:
-                for p in module.parameters():
-                    p.requires_grad_(True)
-    for module in model.modules():  # unfrozen BatchNorm layers follow the model's mode again
-        if isinstance(module, _BatchNorm) and any(p.requires_grad for p in module.parameters()):
-            module.train(model.training)
-    return set_frozen_batchnorm_eval(model)
-
-
-def freeze_backbone(model: nn.Module) -> nn.Module:
-    """Freeze everything but the head (layer group 0): feature extraction.
-
-    Sets ``requires_grad = False`` on every parameter outside the head and puts the frozen
-    BatchNorm layers in evaluation mode (:func:`set_frozen_batchnorm_eval`). Equivalent to
-    ``unfreeze(model, 1)``.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        A model :func:`layer_groups` understands.
-
-    Returns
-    -------
-    torch.nn.Module
-        ``model``.
-
-    Raises
-    ------
-    ValueError
-        If :func:`layer_groups` cannot split the model.
-    """
-    return _set_trainable(model, 1)
-
-
-def unfreeze(model: nn.Module, n_groups: int | None) -> nn.Module:
-    """Make the top ``n_groups`` layer groups trainable and freeze the rest.
-
-    Group 0, the head, counts as one: ``unfreeze(model, 1)`` is :func:`freeze_backbone`,
-    ``unfreeze(model, 2)`` adds the top block (``layer4`` of a ResNet). Frozen BatchNorm layers
-    go to evaluation mode; unfrozen ones follow the model's training mode.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        A model :func:`layer_groups` understands.
-    n_groups : int or None
-        Positive; ``None`` or at least the number of groups makes every parameter trainable.
-
-    Returns
-    -------
-    torch.nn.Module
-        ``model``.
-
-    Raises
-    ------
-    TypeError
-        If ``n_groups`` is neither an int nor None.
-    ValueError
-        If ``n_groups`` < 1 or :func:`layer_groups` cannot split the model.
-    """
-    if n_groups is not None:
-        n_groups = _validate.positive_int(n_groups, "n_groups")
-    return _set_trainable(model, n_groups)
-
-
-def count_trainable(model: nn.Module) -> int:
-    r"""Number of trainable parameters (elements), :math:`\sum_{p:\,\mathrm{requires\_grad}} |p|`.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-
-    Returns
-    -------
-    int
-
-    Raises
-    ------
-    TypeError
-        If ``model`` is not a ``torch.nn.Module``.
-    """
-    return sum(p.numel() for p in _check_model(model).parameters() if p.requires_grad)
-
-
-def param_groups(model: nn.Module, base_lr: float, decay: float = 2.6) -> list[dict]:
-    r"""Optimizer parameter groups with discriminative learning rates (ULMFiT).
-
-    Layer group :math:`i` from the top (:func:`layer_groups`, the head is :math:`i = 0`) gets
-
-    .. math::
-
-        \eta_i = \frac{\eta}{d^{\,i}},
-
-    so lower, more general layers move less (Howard & Ruder, 2018, use :math:`d = 2.6`). Only
-    parameters with ``requires_grad`` are included and groups left empty are skipped: frozen
-    weights are not in the optimizer at all. Trainable parameters outside every layer group
-    (a custom model's extra modules) form a last group ``"other"`` with the smallest rate.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        A model :func:`layer_groups` understands.
-    base_lr : float
-        :math:`\eta`, the head's learning rate (> 0).
-    decay : float, default 2.6
-        :math:`d \ge 1`; 1 gives every group the same rate.
-
-    Returns
-    -------
-    list of dict
-        ``{"params": [...], "lr": eta_i, "name": "fc"}`` per group, top first, for any
-        ``torch.optim`` optimizer (it keeps the extra ``"name"`` key in its ``param_groups``).
-
-    Raises
-    ------
-    ValueError
-        If ``base_lr`` <= 0, ``decay`` < 1, or :func:`layer_groups` cannot split the model.
-    """
-    base_lr = _validate.positive_float(base_lr, "base_lr")
-    decay = _validate.finite_float(decay, "decay")
-    if decay < 1:
-        raise ValueError(f"decay must be >= 1 (lower layers get smaller rates); got {decay}")
-    named = _named_layer_groups(model)
-    seen, result = set(), []
-    for i, (name, modules) in enumerate(named):
-        params = []
-        for module in modules:
-            for p in module.parameters():
-                if p.requires_grad and id(p) not in seen:
-                    seen.add(id(p))
-                    params.append(p)
-        if params:
-            result.append({"params": params, "lr": base_lr / decay**i, "name": name})
-    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in seen]
-    if rest:
-        result.append({"params": rest, "lr": base_lr / decay ** len(named), "name": "other"})
-    return result
-
-
 # --------------------------------------------------------------------------- trainer
 class ProgressiveUnfreezingTrainer(Trainer):
     r"""Fine-tune in phases, unfreezing layer groups from the top, with discriminative rates.
 
     Each phase ``(n_groups, epochs)`` makes the top ``n_groups`` layer groups trainable
-    (:func:`unfreeze`), builds a *fresh* optimizer over exactly those parameters with
-    learning rates :math:`\eta_i = \eta / d^{\,i}` (:func:`param_groups`) and trains for
-    ``epochs`` epochs with :meth:`~companion.training.Trainer.fit`. Frozen parameters are not
+    (:func:`~companion.freezing.unfreeze`), builds a *fresh* optimizer over exactly those
+    parameters with learning rates :math:`\eta_i = \eta / d^{\,i}`
+    (:func:`~companion.freezing.param_groups`) and trains for ``epochs`` epochs with
+    :meth:`~companion.training.Trainer.fit`. Frozen parameters are not
     in the optimizer, so neither weight decay nor momentum moves them, and frozen BatchNorm
-    layers stay in evaluation mode during training, so their running statistics do not move
-    either.
+    layers are locked in evaluation mode, so their running statistics do not move either;
+    with the default ``bn="frozen"`` no running statistic moves in any phase.
 
     Parameters
     ----------
     model : torch.nn.Module
-        A model :func:`layer_groups` understands, e.g. from :func:`build_transfer_model`.
+        A model :func:`~companion.freezing.layer_groups` understands, e.g. from
+        :func:`build_transfer_model`.
     device : str or torch.device, optional
         Where to train; ``None`` picks CUDA when present.
     criterion : torch.nn.Module, optional
@@ -759,8 +519,9 @@ class ProgressiveUnfreezingTrainer(Trainer):
     ----------
     phases : list of dict
         Per phase run: ``n_groups``, ``epochs``, ``lr``, ``trainable``
-        (:func:`count_trainable` after unfreezing), ``val_acc`` and ``val_loss`` (of its last
-        epoch; NaN without a ``val_loader``). The per-epoch
+        (:func:`~companion.freezing.count_trainable` after unfreezing), ``bn`` (the policy),
+        ``val_acc`` and ``val_loss`` (of its last epoch; NaN without a ``val_loader``). The
+        per-epoch
         :attr:`~companion.training.Trainer.history` runs on across phases.
 
     Raises
@@ -768,29 +529,13 @@ class ProgressiveUnfreezingTrainer(Trainer):
     TypeError
         If ``model`` is not a ``torch.nn.Module``.
     ValueError
-        If :func:`layer_groups` cannot split the model.
+        If :func:`~companion.freezing.layer_groups` cannot split the model.
     """
 
     def __init__(self, model: nn.Module, device=None, criterion: nn.Module | None = None):
         super().__init__(model, device=device, criterion=criterion)
         layer_groups(self.model)  # fail now, not at the first phase
         self.phases = []
-
-    def _set_train_mode(self) -> None:
-        """Training mode, except for the frozen BatchNorm layers (evaluation mode)."""
-        self.model.train()
-        set_frozen_batchnorm_eval(self.model)
-
-    def validate(self, val_loader):
-        """Loss and accuracy on ``val_loader``, leaving frozen BatchNorm layers in eval mode.
-
-        As :meth:`companion.training.Trainer.validate`, whose final ``model.train()`` would
-        otherwise switch the frozen BatchNorm layers back to training mode.
-        """
-        result = super().validate(val_loader)
-        if self.model.training:
-            set_frozen_batchnorm_eval(self.model)
-        return result
 
     def fit_phases(
         self,
@@ -802,6 +547,7 @@ class ProgressiveUnfreezingTrainer(Trainer):
         weight_decay: float = 0.0,
         optimizer: str = "adamw",
         progress: bool = False,
+        bn: str = "frozen",
     ) -> list[dict]:
         r"""Run the phases of progressive unfreezing, one fresh optimizer per phase.
 
@@ -824,6 +570,11 @@ class ProgressiveUnfreezingTrainer(Trainer):
             ``torch.optim.AdamW``, ``Adam`` or ``SGD`` with momentum 0.9.
         progress : bool, default False
             Progress bar over each phase's epochs.
+        bn : {"frozen", "train"}, default "frozen"
+            BatchNorm policy of the unfrozen groups (:func:`~companion.freezing.unfreeze`):
+            ``"frozen"`` keeps every running statistic as pretrained, ``"train"`` lets the
+            unfrozen groups
+            re-estimate them from each training batch. Frozen groups stay locked either way.
 
         Returns
         -------
@@ -836,7 +587,8 @@ class ProgressiveUnfreezingTrainer(Trainer):
             If ``phases`` is not a sequence of pairs of ints (``n_groups`` may be None).
         ValueError
             If ``phases`` is empty or holds non-positive numbers, ``base_lr`` <= 0,
-            ``decay`` < 1, ``weight_decay`` < 0, ``optimizer`` is unknown, or the data are bad
+            ``decay`` < 1, ``weight_decay`` < 0, ``optimizer`` or ``bn`` is unknown, or the
+            data are bad
             (see :meth:`~companion.training.Trainer.fit`).
         """
         phases = _check_phases(phases)
@@ -845,10 +597,11 @@ class ProgressiveUnfreezingTrainer(Trainer):
         if not isinstance(optimizer, str):
             raise TypeError(f"optimizer must be one of {list(_OPTIMIZERS)}; got {optimizer!r}")
         _validate.one_of(optimizer, "optimizer", set(_OPTIMIZERS))
+        bn = _check_bn(bn)
         param_groups(self.model, base_lr, decay)  # validates decay before any training
         for n_groups, epochs, lr in phases:
             lr = base_lr if lr is None else lr
-            unfreeze(self.model, n_groups)
+            unfreeze(self.model, n_groups, bn=bn)
             groups = param_groups(self.model, lr, decay)
             if optimizer == "adamw":
                 opt = torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
@@ -864,6 +617,7 @@ class ProgressiveUnfreezingTrainer(Trainer):
                     "epochs": epochs,
                     "lr": lr,
                     "trainable": trainable,
+                    "bn": bn,
                     "val_acc": self.history["val_acc"][-1],
                     "val_loss": self.history["val_loss"][-1],
                 }
@@ -1110,6 +864,7 @@ def train_few_shot(
     seed: int = 0,
     test=None,
     batch_size: int = 32,
+    bn: str = "frozen",
     **recipe,
 ):
     r"""Train a :class:`SmallResNet` on a few labelled images: from scratch or by transfer.
@@ -1141,6 +896,9 @@ def train_few_shot(
         Scored after every phase into ``trainer.phases[i]["test_acc"]`` (and for scratch into
         ``trainer.test_acc``); never used for training decisions.
     batch_size : int, default 32
+    bn : {"frozen", "train"}, default "frozen"
+        BatchNorm policy of the unfrozen groups (:func:`~companion.freezing.unfreeze`);
+        scratch trains every BatchNorm layer, as any network trained from random weights must.
     **recipe
         Overrides of the method's recipe.
 
@@ -1170,6 +928,7 @@ def train_few_shot(
     settings.update(recipe)
     seed = _validate.nonnegative_int(seed, "seed")
     batch_size = _validate.positive_int(batch_size, "batch_size")
+    bn = _check_bn(bn)
     if not (isinstance(X, torch.Tensor) and isinstance(y, torch.Tensor)):
         raise TypeError("X and y must be torch tensors (images and int64 labels)")
     if X.ndim != 4 or y.ndim != 1 or len(X) != len(y) or len(y) == 0:
@@ -1212,7 +971,7 @@ def train_few_shot(
         model = build_transfer_model("small_resnet", num_classes, weights=source)
         trainer = ProgressiveUnfreezingTrainer(model, device="cpu")
         for phase in _check_phases(settings["phases"]):
-            trainer.fit_phases(train, None, phases=[phase if phase[2] else phase[:2]])
+            trainer.fit_phases(train, None, phases=[phase if phase[2] else phase[:2]], bn=bn)
             if test_loader is not None:
                 trainer.phases[-1]["test_acc"] = trainer.validate(test_loader)[1]
     trainer.model.eval()

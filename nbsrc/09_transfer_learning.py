@@ -15,8 +15,9 @@
 # trained on another, larger task — its *backbone* already computes useful features — replaces
 # its classification head, and trains on the few new labels {cite}`yosinski2014`. This chapter
 # builds the tools (a new head, freezing, discriminative learning rates, progressive unfreezing
-# {cite}`howard2018`), fixes four defects of the notes' version, and then **measures** when
-# transfer helps, by how much, and when it stops helping.
+# {cite}`howard2018`), fixes five defects of the notes' version and one general pitfall, and
+# then **measures** when transfer helps, by how much, and what decides whether unfreezing
+# pays: with 25 images, the BatchNorm statistics.
 #
 # No model hub can be reached while this book is tested, so the chapter also does the part that
 # is usually downloaded: it pretrains its own small backbone, once, and ships it with its SHA-256.
@@ -35,7 +36,9 @@ except ImportError:  # on Colab: install the book's package from its repository,
 SEED = companion.seed_everything(0)
 
 # %%
+import textwrap
 import warnings
+from unittest import mock
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -54,10 +57,12 @@ from companion import (
     freeze_backbone,
     make_glyphs,
     make_pasted_digits,
+    mean_range,
     param_groups,
     plot_image_grid,
     train_few_shot,
     unfreeze,
+    unfreeze_layers,
 )
 
 # %% [markdown]
@@ -93,27 +98,41 @@ assert 44 < download_mb < 46
 # (pitfall-pretrained-keyword)=
 # ```{warning}
 # **Pitfall: `models.resnet50(pretrained=True)`.** The notes load weights with `pretrained=`,
-# deprecated since torchvision 0.13. In torchvision 0.29 it still works, with a warning, and
-# `True` silently means the oldest weights (`IMAGENET1K_V1`, 76.1 % top-1 on ImageNet for
-# ResNet-50), not the better `DEFAULT` (`IMAGENET1K_V2`, 80.9 %).
-# `build_transfer_model` takes `weights=` — `None`, an enum such as `ResNet18_Weights.DEFAULT`,
-# its name, or a local file with its SHA-256 — and refuses `pretrained=` with a `TypeError`
-# that says what to write instead. Tests:
+# deprecated since torchvision 0.13. In torchvision 0.29 it still works, with two warnings;
+# the second says what `True` stands for today, `weights=ResNet50_Weights.IMAGENET1K_V1` —
+# the oldest weights, 76.1 % top-1 on ImageNet — and suggests `ResNet50_Weights.DEFAULT`
+# (`IMAGENET1K_V2`, 80.9 %). Not silent, but easy to scroll past, and an error in a future
+# release. `build_transfer_model` takes `weights=` — `None`, an enum such as
+# `ResNet18_Weights.DEFAULT`, its name, or a local file with its SHA-256 — and refuses
+# `pretrained=` with a `TypeError` that says what to write instead. Tests:
 # `tests/test_transfer.py::test_pitfall_pretrained_keyword_is_deprecated`,
-# `::test_pitfall_pretrained_true_silently_picks_the_oldest_weights`.
+# `::test_pitfall_pretrained_true_loads_the_oldest_weights_as_the_warning_says`.
 # ```
 
+
 # %%
-with warnings.catch_warnings(record=True) as caught:
+class NoDownload(Exception):
+    """Raised where torchvision would start to download the weights."""
+
+
+no_download = mock.patch.object(models.WeightsEnum, "get_state_dict", side_effect=NoDownload)
+with warnings.catch_warnings(record=True) as caught, no_download:
     warnings.simplefilter("always")
-    models.resnet18(pretrained=False)
-print(f"torchvision: {caught[0].category.__name__}: {caught[0].message}")
+    try:
+        models.resnet50(pretrained=True)  # the notes' call
+    except NoDownload:
+        pass
+for w in caught:
+    print(textwrap.fill(f"{w.category.__name__}: {w.message}", 79), "\n")
 try:
     build_transfer_model("resnet18", num_classes=5, pretrained=True)
 except TypeError as err:
     refusal = err
 print(f"build_transfer_model: TypeError: {refusal}")
-assert any("deprecated" in str(w.message) for w in caught) and "weights=" in str(refusal)
+assert "'pretrained' is deprecated since 0.13" in str(caught[0].message)
+assert "passing `weights=ResNet50_Weights.IMAGENET1K_V1`" in str(caught[1].message)
+assert "`weights=ResNet50_Weights.DEFAULT`" in str(caught[1].message)
+assert "weights=" in str(refusal)
 v1, default = models.ResNet50_Weights.IMAGENET1K_V1, models.ResNet50_Weights.DEFAULT
 top1 = {w.name: round(w.meta["_metrics"]["ImageNet-1K"]["acc@1"], 1) for w in (v1, default)}
 print("ResNet-50 top-1 accuracy on ImageNet, from torchvision's metadata:", top1)
@@ -181,7 +200,37 @@ unfreeze(resnet50, 2)
 trainable = {name.split(".")[0] for name, p in resnet50.named_parameters() if p.requires_grad}
 print("unfreeze(resnet50, 2) trains:", sorted(trainable))
 assert trainable == {"fc", "layer4"}
-del resnet, resnet50
+
+# %% [markdown]
+# (pitfall-unfreeze-layers-string)=
+# ```{warning}
+# **Pitfall: `unfreeze_layers("layer4")` unfreezes everything.** The notes' trainer opens
+# layers with `any(layer in name for layer in layer_names)`: a substring test, and a bare
+# string is iterated character by character — `"l"`, `"a"`, `"y"`, `"e"`, `"r"`, `"4"` —
+# and every parameter name of a ResNet holds an `"e"` or an `"a"` (`weight`, `bias`). No error,
+# no warning: the whole network trains. `unfreeze_layers` matches module names exactly and
+# refuses a string with a `TypeError` that names the argument. Test:
+# `tests/test_transfer.py::test_pitfall_unfreeze_layers_string_unfreezes_everything`.
+# ```
+
+
+# %%
+def notes_unfreeze_layers(model, layer_names):  # the notes' method, verbatim
+    for name, param in model.named_parameters():
+        if any(layer in name for layer in layer_names):
+            param.requires_grad = True
+
+
+notes_unfreeze_layers(freeze_backbone(resnet), "layer4")
+print(f"notes, 'layer4': {count_trainable(resnet):,} of {total:,} trainable")
+assert count_trainable(resnet) == total
+try:
+    unfreeze_layers(freeze_backbone(resnet), "layer4")
+except TypeError as err:
+    print(f"unfreeze_layers: TypeError: {err}")
+unfreeze_layers(resnet, ["layer4"])
+print(f"unfreeze_layers(['layer4']): {count_trainable(resnet):,} trainable")
+assert count_trainable(resnet) == head + layer4
 
 # %% [markdown]
 # ## The book's own pretrained backbone
@@ -216,6 +265,62 @@ plt.show()
 print(f"target task: {len(X)} images of {int(y.max()) + 1} classes")
 assert X.shape == (896, 1, 16, 16)
 
+# %% [markdown]
+# (pitfall-no-transforms)=
+# ```{warning}
+# **Pitfall: pretrained weights without their preprocessing.** The notes never apply
+# `weights.transforms()`, the resizing and normalisation the ImageNet weights were trained
+# with. Fed to ResNet-18 as they are, this chapter's grey 16×16 digits fail loudly (one
+# channel, three expected); repeated to three channels they run silently, at a resolution
+# the weights never saw: ResNet's stride of 32 leaves `layer3` and `layer4` a single
+# position, where the 224×224 crop of `transforms()` leaves `layer4` a 7×7 map, and without
+# the per-channel normalisation $(x - \mu_c)/\sigma_c$ with ImageNet's means and standard
+# deviations. The cell below shows it on the ResNet-18 architecture (no download needed).
+# The book's own backbone needs no transform: it was pretrained on the target's canvas. Test:
+# `tests/test_transfer.py::test_pitfall_notes_skip_weights_transforms`.
+# ```
+
+
+# %% tags=["nbval-ignore-output"]
+# Output varies in the last digits across CPU models; the asserts carry the claims.
+def stage_sizes(model, x):
+    """Height × width of the output of each residual stage for input x."""
+    sizes, hooks = {}, []
+    for name in ("layer1", "layer2", "layer3", "layer4"):
+
+        def record(module, inputs, output, name=name):
+            sizes[name] = tuple(output.shape[-2:])
+
+        hooks.append(getattr(model, name).register_forward_hook(record))
+    with torch.no_grad():
+        model.eval()(x)
+    for hook in hooks:
+        hook.remove()
+    return sizes
+
+
+resnet = build_transfer_model("resnet18", num_classes=5)
+try:
+    resnet(X[:8])
+except RuntimeError as err:
+    print("grey digits as they are:", str(err).split(",")[0])
+rgb = X[:2].expand(-1, 3, -1, -1)  # three identical channels
+preprocess = models.ResNet18_Weights.DEFAULT.transforms()
+seen = preprocess(rgb)
+print(f"{preprocess.resize_size=}, {preprocess.crop_size=}")
+print(f"{preprocess.mean=}, {preprocess.std=}")
+sizes = {"without transforms": stage_sizes(resnet, rgb)}
+sizes["with transforms()"] = stage_sizes(resnet, seen)
+for (label, size), x in zip(sizes.items(), (rgb, seen), strict=True):
+    print(
+        f"{label:>18}: input {tuple(x.shape[1:])}, layer3 map {size['layer3']}, "
+        f"layer4 map {size['layer4']}"
+    )
+assert sizes["without transforms"]["layer3"] == (1, 1)
+assert sizes["with transforms()"]["layer4"] == (7, 7)
+assert preprocess.crop_size == [224] and preprocess.mean == [0.485, 0.456, 0.406]
+del resnet, resnet50
+
 clean_X, clean_y = make_pasted_digits(size=8, noise=0.0)  # the same digits, clean and centred
 clean_train, clean_test = few_shot_split(clean_y, k=5, seed=0)
 clean = train_few_shot(
@@ -248,12 +353,18 @@ assert 14_000 < n_small < 16_000 and total / n_small > 700  # total: ResNet-18's
 # (pitfall-frozen-batchnorm)=
 # ```{warning}
 # **Pitfall: a frozen BatchNorm in training mode still learns.** Setting `requires_grad = False`
-# stops the gradient, but `model.train()` puts every BatchNorm back in training mode, where each
-# forward pass normalises with the *batch's* statistics and overwrites the running mean and
-# variance: $\hat\mu \leftarrow (1 - m)\hat\mu + m\,\mu_{\text{batch}}$. The "frozen" backbone
-# changes, towards statistics of 25 images. `ProgressiveUnfreezingTrainer` keeps frozen
-# BatchNorm layers in evaluation mode at every epoch. Test:
-# `tests/test_transfer.py::test_pitfall_frozen_batchnorm_in_train_mode_updates_running_stats`.
+# stops the gradient, but `model.train()` — which the notes, like every training loop, call
+# each epoch — puts every BatchNorm back in training mode, where each forward pass
+# normalises with the *batch's* statistics and overwrites the running mean and variance:
+# $\hat\mu \leftarrow (1 - m)\hat\mu + m\,\mu_{\text{batch}}$. The "frozen" backbone changes,
+# towards statistics of 25 images. Putting the layers in evaluation mode once is not enough:
+# the next `model.train()` undoes it. `freeze_backbone` and `unfreeze` therefore *lock* them:
+# each frozen BatchNorm becomes a `FrozenStatsBatchNorm2d`, a subclass whose `train()` keeps it
+# in evaluation mode, with the same parameters and `state_dict` keys, so checkpoints load
+# either way. The cell runs the plain PyTorch loop — `model.train()`, AdamW over *all*
+# parameters with weight decay, ten steps — after each freezing. Test:
+# `tests/test_transfer.py::test_pitfall_frozen_batchnorm_in_train_mode_updates_running_stats`,
+# `::test_freeze_backbone_survives_model_train_in_a_plain_pytorch_loop`.
 # ```
 
 # %%
@@ -261,37 +372,53 @@ train_idx, test_idx = few_shot_split(y, k=5, seed=0)  # 5 labelled images per cl
 X_few, y_few = X[train_idx], y[train_idx]
 stored = torch.load(path, weights_only=True)
 
+
+def plain_loop(model, steps=10):
+    """What every training loop does: train mode, AdamW over all parameters."""
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(X_few), y_few).backward()
+        optimizer.step()
+    return model
+
+
+def backbone_changes(model):
+    """Names of the stored backbone tensors that the model no longer holds."""
+    state = model.state_dict()
+    return [
+        k for k in stored if not k.startswith("fc.")
+        and not torch.equal(state[k], stored[k])
+    ]  # fmt: skip
+
+
 notes_model = build_transfer_model("small_resnet", 5, weights="glyphs100")
 for name, p in notes_model.named_parameters():  # the notes' freezing: gradients only
     p.requires_grad = name.startswith("fc.")
-optimizer = torch.optim.Adam(notes_model.fc.parameters(), lr=1e-2)
-notes_model.train()
-for _ in range(10):
-    optimizer.zero_grad()
-    nn.functional.cross_entropy(notes_model(X_few), y_few).backward()
-    optimizer.step()
-notes_state = notes_model.state_dict()
+notes_moved = backbone_changes(plain_loop(notes_model))
 running = [k for k in stored if "running_" in k]
-moved = [k for k in running if not torch.equal(notes_state[k], stored[k])]
-drift = max((notes_state[k] - stored[k]).abs().max().item() for k in running)
-
-ours = ProgressiveUnfreezingTrainer(build_transfer_model("small_resnet", 5, weights="glyphs100"))
-loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X_few, y_few), batch_size=32)
-ours.fit_phases(loader, None, phases=[(1, 10, 1e-2)])
-state = ours.model.state_dict()
-unchanged = all(torch.equal(state[k], v) for k, v in stored.items() if not k.startswith("fc."))
+drift = max((notes_model.state_dict()[k] - stored[k]).abs().max().item() for k in running)
+ours = freeze_backbone(build_transfer_model("small_resnet", 5, weights="glyphs100"))
+ours_moved = backbone_changes(plain_loop(ours))
 print(
-    f"notes' freezing: {len(moved)} of {len(running)} running statistics changed, "
+    f"notes' freezing: {len(notes_moved)} backbone tensors changed, among them "
+    f"{len(set(notes_moved) & set(running))} of {len(running)} running statistics, "
     f"by up to {drift:.3f}"
 )
-print(f"ProgressiveUnfreezingTrainer: every backbone tensor bit-identical: {unchanged}")
-assert len(moved) == len(running) and drift > 0.05 and unchanged
+print(
+    f"freeze_backbone: {len(ours_moved)} changed; model.training={ours.training}, "
+    f"{type(ours.layer1.bn1).__name__}.training={ours.layer1.bn1.training}"
+)
+assert set(running) <= set(notes_moved) and drift > 0.05
+assert ours_moved == [] and ours.training and not ours.layer1.bn1.training
 
 # %% [markdown]
 # (pitfall-frozen-weight-decay)=
 # ```{warning}
-# **Pitfall: weight decay moves "frozen" weights that are still in the optimizer.** An
-# optimizer built once over `model.parameters()` keeps the frozen ones. PyTorch skips a
+# **Pitfall: weight decay moves "frozen" weights that are still in the optimizer.** A
+# general pitfall, not one of the notes (they rebuild Adam over the trainable parameters each
+# phase). An optimizer built once over `model.parameters()` keeps the frozen ones. PyTorch skips a
 # parameter whose gradient is `None`, but one whose gradient is a zero tensor — what
 # `zero_grad()` left before PyTorch 2.0, and still leaves with `set_to_none=False` — is
 # updated: AdamW's decoupled decay $\theta \leftarrow \theta - \eta\lambda\theta$ shrinks it, and
@@ -320,6 +447,7 @@ moved = (decay_model.conv1.weight - before).abs().max().item()
 print(f"one AdamW over all parameters: the frozen conv1 weights moved by up to {moved:.4f}")
 
 ours = ProgressiveUnfreezingTrainer(build_transfer_model("small_resnet", 5, weights="glyphs100"))
+loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X_few, y_few), batch_size=32)
 ours.fit_phases(loader, None, phases=[(None, 1, 1e-2)], weight_decay=0.1)  # everything, 1 epoch
 before = ours.model.conv1.weight.detach().clone()
 ours.fit_phases(loader, None, phases=[(1, 10, 1e-2)], weight_decay=0.1)  # then the head only
@@ -341,25 +469,37 @@ assert moved > 1e-3 and kept
 # The scratch recipe is the best of a 12-point grid (learning rate × weight decay × epochs;
 # `tests/test_transfer_pretrained.py` checks it), chosen on the test images, which flatters
 # scratch; the transfer recipes were fixed once. Each method is scored on all the unlabelled
-# rest (871 images), for three random draws of the labelled five.
+# rest (871 images), for three random draws of the labelled five; every result below is the
+# mean over the draws and, in brackets, their range.
 
-# %%
+# %% tags=["nbval-ignore-output"]
+# Output varies in the last digits across CPU models; the asserts carry the claims.
 SEEDS = (0, 1, 2)
+RECIPE = FEW_SHOT_RECIPES["progressive"]["phases"]
+assert [phase[2] for phase in RECIPE] == [1e-2, 1e-3, 1e-3]
 
 
-def compare(k, seed):
-    """Test accuracy of scratch, and of progressive unfreezing after each phase."""
+def run(k, seed, bn="frozen", lr=1e-3):
+    """Scratch's test accuracy (None unless bn and lr are the defaults) and
+    the trainer of progressive unfreezing, phases 2 and 3 at rate lr."""
     train_idx, test_idx = few_shot_split(y, k=k, seed=seed)
     data = (X[train_idx], y[train_idx])
     test = (X[test_idx], y[test_idx])
-    scratch = train_few_shot("scratch", *data, seed=seed, test=test).test_acc
-    progressive = train_few_shot("progressive", *data, seed=seed, test=test)
-    return scratch, [phase["test_acc"] for phase in progressive.phases]
+    scratch = None
+    if (bn, lr) == ("frozen", 1e-3):
+        scratch = train_few_shot("scratch", *data, seed=seed, test=test)
+    phases = [RECIPE[0]] + [(n, epochs, lr) for n, epochs, _ in RECIPE[1:]]
+    progressive = train_few_shot("progressive", *data, seed=seed, test=test, bn=bn, phases=phases)
+    return scratch and scratch.test_acc, progressive
 
 
-runs = [compare(5, seed) for seed in SEEDS]
+def accuracies(trainer):
+    return [phase["test_acc"] for phase in trainer.phases]
+
+
+runs = [run(5, seed) for seed in SEEDS]
 scratch5 = np.array([r[0] for r in runs])
-phases5 = np.array([r[1] for r in runs])  # (seed, phase)
+phases5 = np.array([accuracies(r[1]) for r in runs])  # (seed, phase)
 probe5, progressive5 = phases5[:, 0], phases5[:, -1]
 print(f"{FEW_SHOT_RECIPES['scratch']=}")
 for name, acc in [
@@ -367,61 +507,128 @@ for name, acc in [
     ("linear probe", probe5),
     ("progressive unfreezing", progressive5),
 ]:
-    print(f"{name:>23}: {acc.mean():.1%}  (seeds: {', '.join(f'{a:.1%}' for a in acc)})")
+    print(f"{name:>23}: {mean_range(acc, '.1%')}")
 
 # %%
-assert probe5.mean() - scratch5.mean() >= 0.10  # the chapter's bar, with room to spare:
-assert progressive5.mean() - scratch5.mean() >= 0.10
-assert scratch5.mean() < 0.25 and 0.30 < probe5.mean() - scratch5.mean() < 0.40
-assert min(probe5) > max(scratch5)  # on every draw, not only on average
+assert scratch5.max() < 0.30  # barely above the 20 % of guessing
+assert np.all(probe5 - scratch5 > 0.30)  # on every draw, not only on average
 
 # %% [markdown]
 # With five labels per class, training from scratch barely beats the 20 % of guessing: the
-# network fits its 25 images perfectly and learns nothing that carries over to a digit at another
-# place in other noise. The pretrained features already ignore the noise and the position, and a
-# linear classifier on them is more than 30 points ahead.
+# network fits its 25 images perfectly and learns nothing that carries over to a digit at
+# another place in other noise. The pretrained features already ignore the noise and the
+# position, and a linear classifier on them is more than 30 points ahead on every draw.
 #
-# ### What each phase adds
+# ### What each phase adds, and why BatchNorm decides it
 #
-# The accuracy after each phase of progressive unfreezing, averaged over the three draws:
+# When `unfreeze` opens a group, what should its BatchNorm layers do? Under `model.train()` a
+# BatchNorm layer normalises with the statistics of the batch in front of it, here all 25
+# training images, and pulls its running estimates, used at test time, towards them.
+# `bn="frozen"`, the default of `unfreeze` and `train_few_shot`, keeps every running mean and
+# variance as pretrained while the BatchNorm weights and biases of unfrozen groups still
+# train; torchvision's detection models, whose batches are small too, fix the statistics the
+# same way with `torchvision.ops.FrozenBatchNorm2d` (which fixes weight and bias as well).
+# `bn="train"` lets the unfrozen groups re-estimate their statistics, as a plain
+# `model.train()` would (fastai's `train_bn=True` goes further and keeps the BatchNorm layers
+# of *frozen* groups training too). To tell the statistics from
+# the weights, a third run re-estimates the statistics with phases 2 and 3 at a learning rate
+# of $10^{-12}$, where the weights cannot move:
 
 # %%
-phase_names = ["head (linear probe)", "+ layer3", "+ all"]
-mean_phases = phases5.mean(axis=0)
-fig, ax = plt.subplots(figsize=(5.5, 3))
-ax.bar(phase_names, 100 * mean_phases, color=["tab:blue", "tab:orange", "tab:green"])
+ablation = {"frozen statistics": phases5}
+fixed = []
+for name, bn, lr in [
+    ("re-estimated statistics", "train", 1e-3),
+    ("re-estimated, weights fixed", "train", 1e-12),
+]:
+    trainers = [run(5, seed, bn=bn, lr=lr)[1] for seed in SEEDS]
+    ablation[name] = np.array([accuracies(t) for t in trainers])
+    fixed = trainers  # the last: weights fixed
+
+
+def largest_change(trainers, ending):
+    """Largest change, from the stored backbone, of a tensor named *ending."""
+    return max(
+        (t.model.state_dict()[k] - stored[k]).abs().max().item()
+        for t in trainers
+        for k in stored
+        if k.endswith(ending) and not k.startswith("fc.")
+    )
+
+
+weight_moves = largest_change(fixed, "weight")
+stats_move = largest_change(fixed, "running_mean")
+phase_names = ["head (probe)", "+ layer3", "+ all"]
+fig, ax = plt.subplots(figsize=(7.5, 3.2))
+for i, (name, acc) in enumerate(ablation.items()):
+    ax.bar(
+        np.arange(3) + 0.27 * (i - 1), 100 * acc.mean(axis=0), width=0.27,
+        yerr=100 * np.abs(acc.mean(axis=0) - [acc.min(0), acc.max(0)]),
+        label=name, capsize=3,
+    )  # fmt: skip
 ax.axhline(100 * scratch5.mean(), color="grey", linestyle="--", label="scratch")
+ax.set_xticks(range(3), phase_names)
 ax.set_ylabel("test accuracy (%)")
-ax.set_title("progressive unfreezing, 5 labels per class")
+ax.set_title("progressive unfreezing, 5 labels per class (bars: range)")
 ax.set_ylim(0, 80)
-ax.legend(loc="upper right")
+ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5))
 plt.show()
+for name, acc in ablation.items():
+    print(f"{name}:")
+    for phase, values in zip(phase_names, acc.T, strict=True):
+        print(f"  {phase:>12}: {mean_range(values, '.1%')}")
 print(
-    "per phase:", ", ".join(f"{n} {a:.1%}" for n, a in zip(phase_names, mean_phases, strict=True))
+    f"at lr = 1e-12, the largest change of a weight: {weight_moves}, "
+    f"of a running mean: {stats_move:.3f}"
 )
+gain = {name: acc[:, -1] - acc[:, 0] for name, acc in ablation.items()}
+for name, values in gain.items():
+    print(f"{name}: last phase minus probe {mean_range(100 * values, '+.1f')} points")
 
 # %%
-assert 0 < mean_phases[0] - mean_phases[-1] < 0.03  # at k = 5 unfreezing costs a little
+frozen, trained, stats_only = gain.values()
+assert np.all(frozen > 0)  # frozen statistics: unfreezing gains on every draw,
+assert frozen.min() > 0.01 and frozen.max() < 0.04  # one to four points
+assert np.all(frozen - trained > 0.02)  # re-estimating costs 2+ points, every draw
+assert weight_moves == 0 and stats_move > 0.05  # only the statistics move,
+assert np.all(stats_only < -0.01)  # and they alone cost accuracy
+assert np.all(stats_only < trained) and trained.min() < 0 < trained.max()
 
 # %% [markdown]
-# With 25 images, unfreezing does not pay: the fine-tuned network ends about two points *below*
-# the probe it started from. Every unfrozen weight is one more way to fit 25 images instead of
-# the digits behind them. The next section shows where unfreezing starts to pay.
+# The BatchNorm statistics decide it. With frozen statistics, unfreezing `layer3` and then
+# everything adds one to four points over the probe, on every draw. With re-estimated
+# statistics the gain is gone — its range spans zero, and it is two points or more below
+# the frozen run on every draw. This chapter used to conclude from that run that "every
+# unfrozen weight is one more way to fit 25 images", but the control says otherwise: with
+# the weights held fixed (at a rate of $10^{-12}$ every update is below the rounding step of
+# float32, and not one weight changes) and only the statistics re-estimated, the network
+# loses *more* than with both, on every draw. The fine-tuned weights partly repair what the
+# 25-image statistics break; the weights were never the problem. With batches this small,
+# keep the pretrained statistics.
 #
 # ## When the advantage fades: a learning curve
 #
-# The same three methods with $k = 2, 5, 10, 20, 50$ labels per class (one draw per $k$, seed 0):
+# The same methods, with frozen statistics, for $k = 2, 5, 10$ labels per class and three
+# draws each (larger $k$ would take this page past its time budget; they are checked by a
+# slow test, below):
 
-# %%
-KS = (2, 5, 10, 20, 50)
-curve = {k: (compare(k, 0) if k != 5 else runs[0]) for k in KS}
-scratch_curve = np.array([curve[k][0] for k in KS])
-probe_curve = np.array([curve[k][1][0] for k in KS])
-progressive_curve = np.array([curve[k][1][-1] for k in KS])
+# %% tags=["nbval-ignore-output"]
+# Output varies in the last digits across CPU models; the asserts carry the claims.
+KS = (2, 5, 10)
+curve = {k: [run(k, seed) for seed in SEEDS] if k != 5 else runs for k in KS}
+scratch_curve = np.array([[r[0] for r in curve[k]] for k in KS])  # (k, seed)
+probe_curve = np.array([[accuracies(r[1])[0] for r in curve[k]] for k in KS])
+final_curve = np.array([[accuracies(r[1])[-1] for r in curve[k]] for k in KS])
 fig, ax = plt.subplots(figsize=(7.5, 3.5))
-ax.plot(KS, 100 * scratch_curve, "o-", label="scratch")
-ax.plot(KS, 100 * probe_curve, "s-", label="linear probe")
-ax.plot(KS, 100 * progressive_curve, "^-", label="progressive unfreezing")
+for acc, marker, label in [
+    (scratch_curve, "o-", "scratch"),
+    (probe_curve, "s-", "linear probe"),
+    (final_curve, "^-", "progressive unfreezing"),
+]:
+    mean = acc.mean(axis=1)
+    spread = np.abs(mean - [acc.min(1), acc.max(1)])
+    ax.errorbar(KS, 100 * mean, yerr=100 * spread, fmt=marker, capsize=3,
+                label=label)  # fmt: skip
 ax.axhline(20, color="grey", linestyle=":", label="guessing")
 ax.set_xscale("log")
 ax.minorticks_off()
@@ -430,25 +637,33 @@ ax.set_xlabel("labelled images per class, k")
 ax.set_ylabel("test accuracy (%)")
 ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5))
 plt.show()
-for k, s, p, u in zip(KS, scratch_curve, probe_curve, progressive_curve, strict=True):
-    print(f"k = {k:>2}: scratch {s:.1%}, probe {p:.1%}, progressive {u:.1%}")
+for i, k in enumerate(KS):
+    print(
+        f"k = {k:>2}: scratch {mean_range(scratch_curve[i], '.1%')}, "
+        f"probe {mean_range(probe_curve[i], '.1%')}, "
+        f"progressive {mean_range(final_curve[i], '.1%')}"
+    )
 
 # %%
-small = np.array(KS) <= 20
-assert np.all(probe_curve[small] - scratch_curve[small] >= 0.30)  # transfer far ahead up to k=20
-assert scratch_curve[-1] > progressive_curve[-1] > probe_curve[-1]  # at k = 50 scratch wins
-assert np.all(progressive_curve[2:] > probe_curve[2:])  # from k = 10 unfreezing pays ...
-assert np.all(progressive_curve[:2] < probe_curve[:2])  # ... below it, it costs
+assert np.all(probe_curve - scratch_curve > 0.25)  # every k, every draw
+unfreezing_gain = final_curve - probe_curve
+assert np.all(unfreezing_gain[1:] > 0)  # k = 5 and 10: a gain on every draw
+assert unfreezing_gain[0].min() < 0 < unfreezing_gain[0].max()  # k = 2: no sign
+assert scratch_curve.max() < 0.30  # scratch: near guessing up to k = 10
 
 # %% [markdown]
-# Up to 20 labels per class, transfer is 30 points or more ahead. Between 20 and 50 scratch
-# catches up abruptly and at 50 it wins: 250 labelled images are enough to learn features *for
-# this task*, while the pretrained ones were learned for glyphs and are only approximately right
-# for digits. Progressive unfreezing sits in between: with 2 or 5 labels per class it loses a
-# little to the probe, from 10 it beats the probe by adapting the backbone to digits, but its
-# small learning rates and short phases keep it close to where it started, and at 50 labels
-# scratch is ahead of it too. The lesson is general: transfer buys the most when labels are
-# scarcest, and its advantage shrinks as the target data grow {cite}`he2019`.
+# Up to 10 labels per class, scratch stays near guessing and transfer is more than 25 points
+# ahead on every draw. Unfreezing with frozen statistics adds to the probe at $k = 5$ and
+# $k = 10$ on every draw, a few points at most; at $k = 2$ the sign of its gain changes from
+# draw to draw, so there is no claim to make. With more labels the picture turns
+# (`tests/test_transfer_pretrained.py::test_scratch_catches_up_as_labels_grow`, three draws
+# per $k$, too slow for this page): at $k = 20$ scratch starts to learn while transfer is still
+# far ahead, and at $k = 50$ it has caught up: it beats both transfer methods on two draws of
+# three, and its spread over the draws is wider than its lead, so which is ahead depends on
+# the draw. 250 labelled images are enough to learn features *for this task*, while the
+# pretrained ones were learned for glyphs and are only approximately right for digits. The
+# lesson is general: transfer buys the most when labels are scarcest, and its advantage
+# shrinks as the target data grow {cite}`he2019`.
 #
 # ## Weaker sources: few classes, or no noise
 #
@@ -501,9 +716,12 @@ assert min(weak.values()) - scratch5.mean() >= 0.20  # ... and both still far be
 #   architecture and loads weights through torchvision's `weights=` API or from a local file
 #   checked against its SHA-256, with `weights_only=True`.
 # - Freezing is more than `requires_grad = False`: frozen BatchNorm layers must stay in
-#   evaluation mode, and frozen parameters must stay out of the optimizer.
+#   evaluation mode through every `model.train()` (`freeze_backbone` locks them), and frozen
+#   parameters must stay out of the optimizer.
+# - With 25 training images, keep the pretrained BatchNorm statistics (`bn="frozen"`):
+#   re-estimating them from the batches costs accuracy, even when the weights cannot move.
 # - With 5 labels per class, a linear probe on pretrained features beats a tuned network
-#   from scratch by about 35 points; progressive unfreezing pays from about 10 labels per class;
-#   at 50, scratch wins.
+#   from scratch by more than 30 points on every draw; unfreezing with frozen statistics adds
+#   a little from 5 labels per class on; scratch catches up as the labels grow.
 # - A good source has many classes and the target's nuisances; a source task solved almost
 #   perfectly (5 classes) or without the nuisance (no noise) transfers worse.

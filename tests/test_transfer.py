@@ -13,6 +13,7 @@ from companion.data import few_shot_split, make_pasted_digits
 from companion.transfer import (
     _ARCHITECTURES,
     BACKBONE_RECIPES,
+    BN_POLICIES,
     FEW_SHOT_RECIPES,
     ProgressiveUnfreezingTrainer,
     SmallResNet,
@@ -21,11 +22,14 @@ from companion.transfer import (
     build_transfer_model,
     count_trainable,
     freeze_backbone,
+    freeze_batchnorm_stats,
     layer_groups,
     param_groups,
     set_frozen_batchnorm_eval,
+    stats_frozen,
     train_few_shot,
     unfreeze,
+    unfreeze_layers,
 )
 
 ARCHITECTURES = ("resnet18", "resnet50", "vgg16", "efficientnet_b0")
@@ -374,8 +378,116 @@ def test_freezing_puts_frozen_batchnorm_in_eval_and_unfreezing_restores_the_mode
     freeze_backbone(model)
     assert model.training and model.fc.training
     assert not model.bn1.training and not model.layer4[1].bn2.training
-    unfreeze(model, 2)
+    unfreeze(model, 2)  # bn="frozen": the unfrozen group keeps its statistics too
+    assert not model.layer4[1].bn2.training and model.layer4[1].bn2.weight.requires_grad
+    unfreeze(model, 2, bn="train")  # bn="train": the unfrozen group follows the model's mode
     assert model.layer4[1].bn2.training and not model.layer3[1].bn2.training
+    assert type(model.layer4[1].bn2) is nn.BatchNorm2d and stats_frozen(model.layer3[1].bn2)
+    model.eval()
+    unfreeze(model, None, bn="train")
+    assert not any(m.training for m in model.modules())  # follows eval mode too
+    model.train()
+    assert all(m.training for m in model.modules())
+    assert not any(stats_frozen(m) for m in model.modules())
+
+
+def batchnorm_modules(model):
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def non_head_tensors(model):
+    return {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("fc.")}
+
+
+def plain_pytorch_loop(model, x, y, steps=5):
+    """What every training loop does: model.train(), AdamW over all parameters, steps."""
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    for i in range(steps):
+        batch = slice(8 * i, 8 * i + 8)
+        optimizer.zero_grad()
+        F.cross_entropy(model(x[batch]), y[batch]).backward()
+        optimizer.step()
+
+
+@pytest.mark.parametrize("bn", BN_POLICIES)
+def test_freeze_backbone_survives_model_train_in_a_plain_pytorch_loop(bn):
+    x, y = separable_images(40, seed=3)
+    model = freeze_backbone(tiny(), bn=bn)
+    before, head = non_head_tensors(model), model.fc.weight.detach().clone()
+    plain_pytorch_loop(model, x, y)
+    after = non_head_tensors(model)
+    assert after.keys() == before.keys() and any("running_mean" in k for k in before)
+    for key in before:  # weights, biases, running statistics and batch counts
+        assert torch.equal(after[key], before[key]), key
+    assert not torch.equal(model.fc.weight, head)  # the head did learn
+    assert model.training and not any(m.training for m in batchnorm_modules(model))
+    # the control: the same loop after a naive freeze moves the running statistics
+    naive = tiny()
+    for name, p in naive.named_parameters():
+        p.requires_grad = name.startswith("fc.")
+    before = non_head_tensors(naive)
+    plain_pytorch_loop(naive, x, y)
+    after = non_head_tensors(naive)
+    moved = [k for k in before if not torch.equal(after[k], before[k])]
+    assert moved and all("running_" in k or "num_batches" in k for k in moved)
+
+
+def test_bn_frozen_keeps_every_statistic_while_unfrozen_affine_weights_train():
+    x, y = separable_images(40, seed=4)
+    model = unfreeze(tiny(), None)  # everything trainable, bn="frozen"
+    assert count_trainable(model) == sum(p.numel() for p in model.parameters())
+    buffers, gamma = batchnorm_buffers(model), model.layer1[1].weight.detach().clone()
+    plain_pytorch_loop(model, x, y)
+    after = batchnorm_buffers(model)
+    assert all(torch.equal(after[k], buffers[k]) for k in buffers)
+    assert not torch.equal(model.layer1[1].weight, gamma)  # the affine weights learn
+    # bn="train": the unfrozen groups re-estimate their statistics, the frozen ones do not
+    model = unfreeze(tiny(), 2, bn="train")
+    buffers = batchnorm_buffers(model)
+    plain_pytorch_loop(model, x, y)
+    after = batchnorm_buffers(model)
+    moved = {k.split(".")[0] for k in buffers if not torch.equal(after[k], buffers[k])}
+    assert moved == {"layer2"}
+
+
+def test_locked_batchnorm_keeps_state_dict_keys_checkpoints_and_copies():
+    import copy
+    import io
+
+    model = tiny()
+    keys = list(model.state_dict())
+    freeze_batchnorm_stats(model)
+    assert all(stats_frozen(m) for m in batchnorm_modules(model))
+    assert all(isinstance(m, nn.BatchNorm2d) for m in batchnorm_modules(model))
+    assert list(model.state_dict()) == keys
+    fresh = tiny(seed=1)
+    fresh.load_state_dict(model.state_dict())  # a locked model's checkpoint loads anywhere
+    model.load_state_dict(fresh.state_dict())
+    buffer = io.BytesIO()
+    torch.save(model, buffer)  # the locked classes are importable: whole models pickle
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    assert stats_frozen(loaded.bn1) and not loaded.train().bn1.training
+    assert stats_frozen(copy.deepcopy(model).layer2[1])
+    # a BatchNorm subclass of another kind gets a locked subclass of its own
+    sync = nn.Sequential(nn.SyncBatchNorm(3))
+    freeze_batchnorm_stats(sync)
+    assert isinstance(sync[0], nn.SyncBatchNorm) and not sync.train()[0].training
+
+
+def test_bn_policy_is_validated_naming_bn():
+    model = tiny()
+    for bad, error in (("eval", ValueError), (True, TypeError), (None, TypeError)):
+        with pytest.raises(error, match="bn must be one of"):
+            unfreeze(model, 1, bn=bad)
+        with pytest.raises(error, match="bn must be one of"):
+            freeze_backbone(model, bn=bad)
+    trainer = ProgressiveUnfreezingTrainer(tiny(), device="cpu")
+    train, _ = loaders(n_train=32, n_val=32)
+    with pytest.raises(ValueError, match="bn must be one of"):
+        trainer.fit_phases(train, None, phases=((1, 1),), bn="fastai")
+    assert trainer.epoch == 0
 
 
 def test_set_frozen_batchnorm_eval_leaves_trainable_and_parameter_free_batchnorm_alone():
@@ -496,8 +608,9 @@ def test_fit_phases_rejects_bad_arguments_before_training():
 
 
 # --------------------------------------------------------------------------- pitfalls
-def test_pitfall_pretrained_true_silently_picks_the_oldest_weights(monkeypatch):
-    # the notes' models.resnet50(pretrained=True) loads IMAGENET1K_V1, not the better DEFAULT (V2)
+def test_pitfall_pretrained_true_loads_the_oldest_weights_as_the_warning_says(monkeypatch):
+    # the notes' models.resnet50(pretrained=True) loads IMAGENET1K_V1, not the better DEFAULT
+    # (V2); torchvision's warning says so and suggests DEFAULT
     loaded = []
 
     class Stop(Exception):
@@ -510,7 +623,11 @@ def test_pitfall_pretrained_true_silently_picks_the_oldest_weights(monkeypatch):
     monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", get_state_dict)
     with pytest.warns(UserWarning, match="deprecated") as record, pytest.raises(Stop):
         models.resnet50(pretrained=True)
-    assert any("IMAGENET1K_V1" in str(w.message) for w in record)
+    assert any(
+        "equivalent to passing `weights=ResNet50_Weights.IMAGENET1K_V1`" in str(w.message)
+        and "`weights=ResNet50_Weights.DEFAULT` to get the most up-to-date" in str(w.message)
+        for w in record
+    )
     weights = models.ResNet50_Weights
     assert loaded == [weights.IMAGENET1K_V1] and weights.DEFAULT is weights.IMAGENET1K_V2
     acc = {
@@ -562,8 +679,13 @@ def test_pitfall_frozen_batchnorm_in_train_mode_updates_running_stats():
     assert all(torch.equal(after[k], before[k]) for k in before)
     assert not torch.equal(model.fc.weight, fc_before)
     assert model.training and not model.bn1.training  # still so after validation
-    # unfreezing layer2 lets its BatchNorm adapt while the lower ones stay put
+    # unfreezing layer2 keeps its statistics by default (bn="frozen") ...
     trainer.fit_phases(loader, loader, phases=((2, 1),), base_lr=1e-2)
+    after = batchnorm_buffers(model)
+    assert all(torch.equal(after[k], before[k]) for k in before)
+    assert [p["bn"] for p in trainer.phases] == ["frozen", "frozen"]
+    # ... and with bn="train" lets them adapt while the lower ones stay put
+    trainer.fit_phases(loader, loader, phases=((2, 1),), base_lr=1e-2, bn="train")
     after = batchnorm_buffers(model)
     assert not torch.equal(after["layer2.1.running_mean"], before["layer2.1.running_mean"])
     assert all(torch.equal(after[k], before[k]) for k in before if not k.startswith("layer2"))
@@ -652,6 +774,87 @@ def test_pitfall_unfreeze_top_layers_counts_tensors_not_layers():
     assert count_trainable(model) == 2048 * 10 + 10 + sum(
         p.numel() for p in model.layer4.parameters()
     )
+
+
+def notes_unfreeze_layers(model, layer_names):
+    """The notes' ProgressiveUnfreezingTrainer.unfreeze_layers, verbatim."""
+    for name, param in model.named_parameters():
+        if any(layer in name for layer in layer_names):
+            param.requires_grad = True
+
+
+def test_pitfall_unfreeze_layers_string_unfreezes_everything():
+    # the notes: unfreeze_layers("layer4") iterates the characters l, a, y, e, r, 4, and "e"
+    # occurs in every parameter name ("weight", "bias" has "a"): everything unfreezes
+    model = freeze_backbone(build_transfer_model("resnet18", 5))
+    notes_unfreeze_layers(model, "layer4")
+    assert all(p.requires_grad for p in model.parameters())
+    assert all("e" in name or "a" in name for name, _ in model.named_parameters())
+    # a list works there, by substring: ["layer1"] would also open a "layer10"
+    model = freeze_backbone(build_transfer_model("resnet18", 5))
+    notes_unfreeze_layers(model, ["layer4"])
+    assert {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad} == {
+        "fc",
+        "layer4",
+    }
+    # ours refuses a bare string, naming the argument and the fix, and matches names exactly
+    model = freeze_backbone(build_transfer_model("resnet18", 5))
+    with pytest.raises(TypeError, match=r"layer_names must be a list.*write \['layer4'\]"):
+        unfreeze_layers(model, "layer4")
+    assert count_trainable(model) == 512 * 5 + 5  # nothing changed
+    for bad, error in ((["layer"], ValueError), ([], ValueError), ([4], TypeError)):
+        with pytest.raises(error, match="layer_names"):
+            unfreeze_layers(model, bad)
+    unfreeze_layers(model, ["layer4"])
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {n for n, _ in model.named_parameters() if n.startswith(("fc.", "layer4."))}
+    assert stats_frozen(model.layer4[0].bn1) and stats_frozen(model.layer3[0].bn1)
+    unfreeze_layers(model, ["layer3.1"], bn="train")
+    assert not stats_frozen(model.layer3[1].bn1) and stats_frozen(model.layer3[0].bn1)
+
+
+def layer_sizes(model, x):
+    """Spatial size of the output of each ResNet stage for input ``x``."""
+    sizes = {}
+
+    def record(name):
+        def hook(module, inputs, output):
+            sizes[name] = tuple(output.shape[-2:])
+
+        return hook
+
+    hooks = [
+        getattr(model, name).register_forward_hook(record(name))
+        for name in ("layer1", "layer2", "layer3", "layer4")
+    ]
+    with torch.no_grad():
+        model.eval()(x)
+    for hook in hooks:
+        hook.remove()
+    return sizes
+
+
+def test_pitfall_notes_skip_weights_transforms():
+    # the notes feed their images as they are; the book's digits are grey 16x16 on noise
+    X, _ = make_pasted_digits()
+    x = X[:8]
+    model = build_transfer_model("resnet18", 5)  # the architecture; no download needed
+    with pytest.raises(RuntimeError, match="expected input.*3 channels"):
+        model(x)  # one channel: ImageNet weights expect three
+    rgb = x.expand(-1, 3, -1, -1)
+    raw = layer_sizes(model, rgb)  # runs, silently: the network sees one pixel from layer3 on
+    assert raw == {"layer1": (4, 4), "layer2": (2, 2), "layer3": (1, 1), "layer4": (1, 1)}
+    # the fix: the weights' own preprocessing, resize to 256, centre crop 224, normalise
+    preprocess = models.ResNet18_Weights.DEFAULT.transforms()
+    seen = preprocess(rgb)
+    assert seen.shape == (8, 3, 224, 224)
+    assert layer_sizes(model, seen)["layer4"] == (7, 7)
+    mean = torch.tensor(preprocess.mean).view(1, 3, 1, 1)
+    std = torch.tensor(preprocess.std).view(1, 3, 1, 1)
+    resized = torchvision.transforms.functional.resize(rgb, [256], antialias=True)
+    cropped = torchvision.transforms.functional.center_crop(resized, [224])
+    torch.testing.assert_close(seen, (cropped - mean) / std)
+    assert preprocess.mean == [0.485, 0.456, 0.406] and preprocess.std == [0.229, 0.224, 0.225]
 
 
 # --------------------------------------------------------------------------- the book's backbone
@@ -849,6 +1052,23 @@ def test_progressive_records_test_accuracy_per_phase_while_unfreezing(few_digits
     # the last phase trained the stem too
     assert not torch.equal(trainer.model.conv1.weight, shipped_state()["conv1.weight"])
     assert "test_acc" not in train_few_shot("progressive", X, y, phases=phases[:1]).phases[0]
+
+
+@pytest.mark.parametrize("bn", BN_POLICIES)
+def test_progressive_bn_policy_decides_which_running_statistics_move(few_digits, bn):
+    X, y, _, _ = few_digits
+    phases = ((1, 1, 1e-2), (2, 1, 1e-3), (None, 1, 1e-3))
+    trainer = train_few_shot("progressive", X, y, phases=phases, bn=bn)
+    shipped, trained = shipped_state(), trainer.model.state_dict()
+    moved = {k for k in shipped if "running_" in k and not torch.equal(trained[k], shipped[k])}
+    if bn == "frozen":  # as torchvision.ops.FrozenBatchNorm2d: no statistic moves, ever
+        assert moved == set()
+    else:  # every group was unfrozen by the end, and each re-estimated its statistics
+        assert {k.split(".")[0] for k in moved} == {"bn1", "layer1", "layer2", "layer3"}
+    assert not torch.equal(trained["layer1.bn1.weight"], shipped["layer1.bn1.weight"])
+    assert [p["bn"] for p in trainer.phases] == [bn] * 3
+    with pytest.raises(ValueError, match="bn must be one of"):
+        train_few_shot("progressive", X, y, phases=phases, bn="eval")
 
 
 def test_scratch_trains_every_weight_and_scores_the_test_set(few_digits):

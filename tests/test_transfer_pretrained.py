@@ -132,3 +132,32 @@ def test_main_writes_backbones_and_a_manifest_that_book_backbone_reads(tmp_path,
     path.write_bytes(path.read_bytes() + b"tampered")
     with pytest.raises(ValueError, match="sha256 mismatch"):
         transfer.build_transfer_model("small_resnet", 2, weights="glyphs100")
+
+
+@pytest.mark.parametrize("k", [20, 50])
+def test_scratch_catches_up_as_labels_grow(k):
+    # chapter 9 cites this (too slow for the page): at k = 20 scratch starts to learn but
+    # transfer stays far ahead; at k = 50 scratch has caught up: it beats both transfer
+    # methods on two of three draws, and its spread over the draws (74 % to 89 % measured)
+    # is wider than its lead, so which is ahead depends on the draw. Scratch's numbers also
+    # move by several points with the floating-point mode (MKL_CBWR), transfer's do not.
+    X, y = make_pasted_digits()
+    scratch, probe, progressive = [], [], []
+    for seed in SEEDS:
+        train_idx, test_idx = few_shot_split(y, k, seed=seed)
+        data, test = (X[train_idx], y[train_idx]), (X[test_idx], y[test_idx])
+        scratch.append(train_few_shot("scratch", *data, seed=seed, test=test).test_acc)
+        trainer = train_few_shot("progressive", *data, seed=seed, test=test, bn="frozen")
+        probe.append(trainer.phases[0]["test_acc"])
+        progressive.append(trainer.phases[-1]["test_acc"])
+    print(f"k={k}: scratch {scratch}, probe {probe}, progressive {progressive}")
+    if k == 20:
+        assert max(scratch) > 0.25  # above the near-guessing of k <= 10
+        assert all(p - s > 0.25 for s, p in zip(scratch, probe, strict=True))
+        assert all(u > p for p, u in zip(probe, progressive, strict=True))
+    else:
+        best_transfer = [max(p, u) for p, u in zip(probe, progressive, strict=True)]
+        assert sum(s > b for s, b in zip(scratch, best_transfer, strict=True)) >= 2
+        assert min(scratch) > 0.70  # far from the near-guessing of k <= 10
+        lead = sum(scratch) / 3 - sum(progressive) / 3
+        assert max(scratch) - min(scratch) > abs(lead)  # the spread is wider than the lead
