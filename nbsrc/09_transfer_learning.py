@@ -660,10 +660,10 @@ assert scratch_curve.max() < 0.30  # scratch: near guessing up to k = 10
 # per $k$, too slow for this page): at $k = 20$ scratch starts to learn while transfer is still
 # far ahead, and at $k = 50$ it has caught up: it beats both transfer methods on two draws of
 # three, and its spread over the draws is wider than its lead, so which is ahead depends on
-# the draw. 250 labelled images are enough to learn features *for this task*, while the
-# pretrained ones were learned for glyphs and are only approximately right for digits. The
-# lesson is general: transfer buys the most when labels are scarcest, and its advantage
-# shrinks as the target data grow {cite}`he2019`.
+# the draw. A plausible reading, which this chapter does not test, is that 250 labelled images
+# are enough to learn features *for this task*, while the pretrained ones were learned for
+# glyphs. What the curve does show is the general pattern: transfer buys the most when labels
+# are scarcest, and its advantage shrinks as the target data grow {cite}`he2019`.
 #
 # ## Weaker sources: few classes, or no noise
 #
