@@ -677,7 +677,7 @@ assert shapes_acc[-1] > 0.99 and shapes_acc[-1] - max(mlp_val) > 0.3
 # The MLP learns its 2400 training images almost perfectly (above 95 %) and classifies fewer
 # than seven in ten new ones. Does it memorise where each training shape happened to be? Then
 # the very images it learned, moved by a pixel or two, should look new to it, and not to the
-# CNN. Each model on its own training images, rolled diagonally by $k$ pixels:
+# CNN. Each model on 800 of its own training images, rolled diagonally by $k$ pixels:
 
 
 # %% tags=["nbval-ignore-output"]
@@ -699,7 +699,7 @@ def accuracy_when_rolled(model, images, labels):
 rolled_mlp = []  # one row per seed: accuracy at each shift
 for s, run in enumerate(runs):
     seen, seen_labels, _ = make_shapes(3000, size=32, seed=s)
-    seen, seen_labels = seen[:2400], seen_labels[:2400]  # its training set
+    seen, seen_labels = seen[:800], seen_labels[:800]  # from its training set
     rolled_mlp.append(accuracy_when_rolled(run.model, seen, seen_labels))
     if s == 0:
         cnn_row = accuracy_when_rolled(cnn, seen, seen_labels)
