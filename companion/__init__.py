@@ -39,6 +39,7 @@ from .gan import (
     Discriminator,
     GANTrainer,
     Generator,
+    class_coverage,
     frechet_distance,
     train_digits_classifier,
 )
@@ -110,6 +111,7 @@ __all__ = [
     "Discriminator",
     "GANTrainer",
     "Generator",
+    "class_coverage",
     "frechet_distance",
     "train_digits_classifier",
     "ProgressiveUnfreezingTrainer",

@@ -216,7 +216,7 @@ def load_digits_tensors():
 SHAPE_NAMES = ("square", "circle", "triangle")
 
 
-def make_shapes(n: int, size: int = 32, seed: int = 0, noise: float = 0.2):
+def make_shapes(n: int, size: int = 32, seed: int = 0, noise: float = 0.2, distractors: int = 0):
     r"""Grey images of one square, circle or triangle each, on noise, with their bounding boxes.
 
     Each image is Gaussian noise, :math:`\mathcal N(0, \sigma^2)`, plus a filled shape of
@@ -224,6 +224,14 @@ def make_shapes(n: int, size: int = 32, seed: int = 0, noise: float = 0.2):
     image, at a random position entirely inside it. The label is the shape's index in
     ``SHAPE_NAMES`` (0 square, 1 circle, 2 triangle); the box is the tight bounding box of
     the shape's pixels, the ground truth for chapter 8's pointing game.
+
+    With ``distractors`` :math:`= d > 0`, each image also gets :math:`d` bright square
+    specks of side 2 or 3 pixels and brightness in :math:`[1.2, 1.6]` (brighter than any
+    shape), placed wholly outside the shape's box. They are drawn from a second generator,
+    seeded by ``(seed, 1)``, so the noise, shapes, labels and boxes are those of
+    ``distractors=0``: the same images with clutter added. The brightest pixel of such an
+    image is rarely inside the box (only where noise lifts a shape pixel above both specks),
+    so "point at the brightest pixel" fails the pointing game.
 
     Parameters
     ----------
@@ -234,6 +242,9 @@ def make_shapes(n: int, size: int = 32, seed: int = 0, noise: float = 0.2):
     seed : int, default 0
     noise : float, default 0.2
         Standard deviation :math:`\sigma` of the background noise.
+    distractors : int, default 0
+        Number of bright specks per image outside the shape's box (0: none, the images of
+        chapter 5).
 
     Returns
     -------
@@ -245,9 +256,10 @@ def make_shapes(n: int, size: int = 32, seed: int = 0, noise: float = 0.2):
     Raises
     ------
     ValueError
-        If ``n`` is not positive, ``size < 8`` or ``noise`` is negative.
+        If ``n`` is not positive, ``size < 8``, ``noise`` or ``distractors`` is negative.
     """
     n = _validate.positive_int(n, "n")
+    distractors = _validate.nonnegative_int(distractors, "distractors")
     size = _validate.positive_int(size, "size")
     if size < 8:
         raise ValueError(f"size must be at least 8 pixels; got {size}")
@@ -270,11 +282,31 @@ def make_shapes(n: int, size: int = 32, seed: int = 0, noise: float = 0.2):
         images[i][mask] += rng.uniform(0.6, 1.0)
         pixel_rows, pixel_cols = np.nonzero(mask)
         boxes[i] = pixel_rows.min(), pixel_cols.min(), pixel_rows.max(), pixel_cols.max()
+    if distractors:
+        _add_distractors(images, boxes, distractors, np.random.default_rng([seed, 1]))
     return (
         torch.tensor(images, dtype=torch.float32).unsqueeze(1),
         torch.tensor(labels, dtype=torch.int64),
         torch.tensor(boxes),
     )
+
+
+def _add_distractors(images, boxes, count, rng):
+    """Add ``count`` bright specks to each image, in place, none touching the shape's box."""
+    size = images.shape[1]
+    for image, (r0, c0, r1, c1) in zip(images, boxes, strict=True):
+        placed = 0
+        for _ in range(1000 * count):  # rejection sampling; the box covers at most a quarter
+            if placed == count:
+                break
+            side = int(rng.integers(2, 4))
+            top, left = rng.integers(0, size - side + 1, size=2)
+            if top + side > r0 and top <= r1 and left + side > c0 and left <= c1:
+                continue  # would overlap the box
+            image[top : top + side, left : left + side] += rng.uniform(1.2, 1.6)
+            placed += 1
+        if placed < count:
+            raise ValueError(f"no room for {count} distractors outside the box; use fewer")
 
 
 def make_reversal_task(n: int, seq_len: int = 8, vocab: int = 10, seed: int = 0):

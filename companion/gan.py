@@ -19,17 +19,22 @@ Two defects of the original notes are fixed here (each has a test in ``tests/tes
 
 * ``nn.BatchNorm1d(out_feat, 0.8)`` sets **eps** (the constant added to the variance) to 0.8,
   not the momentum; we use the defaults, ``eps=1e-5`` and ``momentum=0.1``.
-* ``nn.Sigmoid`` followed by :class:`torch.nn.BCELoss` saturates: for a logit of :math:`\pm 100`
-  the sigmoid rounds to exactly 0 or 1 in float32, PyTorch clamps :math:`\log 0` to
-  :math:`-100`, and the gradient is zero. The discriminator here returns logits and the loss is
+* ``nn.Sigmoid`` followed by :class:`torch.nn.BCELoss` saturates: from a logit of about 17 the
+  sigmoid rounds to exactly 1 in float32, PyTorch clamps :math:`\log 0` to :math:`-100`, and a
+  fake judged real (target 0) gives loss 100 and gradient zero; with target 1 (the generator's
+  loss) the backward divides by :math:`\max(p(1-p), 10^{-12})`, which cuts the gradient from a
+  logit of about :math:`-28`. The discriminator here returns logits and the loss is
   :class:`torch.nn.BCEWithLogitsLoss`, which evaluates :math:`\log \sigma` stably.
 
-The in-place ``LeakyReLU`` of the notes is dropped as well (it saves little memory and breaks
-hooks that read the activations).
+The notes' ``LeakyReLU(0.2, inplace=True)`` is not a defect (after a ``Linear`` or a
+``BatchNorm1d`` the gradients are bit-for-bit the same), but it is dropped: it overwrites the
+output that a forward hook on the preceding layer captured, and a full backward hook on it
+raises ``RuntimeError``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 
 import numpy as np
@@ -45,6 +50,7 @@ __all__ = [
     "Discriminator",
     "GANTrainer",
     "frechet_distance",
+    "class_coverage",
     "DigitsClassifier",
     "train_digits_classifier",
 ]
@@ -236,10 +242,13 @@ class GANTrainer:
         One-sided label smoothing :math:`s \in [0, 1)`: the target for real images is
         :math:`1 - s`.
     seed : int, optional
-        Seeds the noise of training (a private :class:`torch.Generator`) and, at construction,
-        PyTorch's global generator (dropout draws from it). With the same seed, the same initial
-        weights and the same batches, two runs give identical histories. The fixed noise of
-        :attr:`fixed_noise` always comes from its own generator seeded with ``seed`` (0 if None).
+        Seeds the trainer's own random streams: the noise of training and :meth:`sample`, and
+        the dropout masks drawn inside :meth:`train_step` (run on a private copy of PyTorch's
+        RNG state, so the caller's global generator is neither reseeded nor advanced). With the
+        same seed, the same initial weights and the same batches, two runs give identical
+        histories. ``None`` draws the noise from a randomly seeded private generator and the
+        dropout masks from the global one. The fixed noise of :attr:`fixed_noise` always comes
+        from its own generator seeded with ``seed`` (0 if None).
     n_fixed : int, default 64
         Number of fixed noise vectors whose images :meth:`fit` records.
 
@@ -287,7 +296,6 @@ class GANTrainer:
         n_fixed = _validate.positive_int(n_fixed, "n_fixed")
         if seed is not None:
             seed = _validate.nonnegative_int(seed, "seed")
-            torch.manual_seed(seed)
         self.device = get_device(device)
         self.generator = generator.to(self.device)
         self.discriminator = discriminator.to(self.device)
@@ -300,10 +308,36 @@ class GANTrainer:
             self._rng.seed()
         else:
             self._rng.manual_seed(seed)
+        self._dropout_state = None  # private (CPU, CUDA) RNG states for the dropout masks
+        if seed is not None:
+            with torch.random.fork_rng(devices=self._rng_devices()):
+                torch.manual_seed(seed)
+                self._dropout_state = self._get_rng_states()
         fixed_rng = torch.Generator().manual_seed(0 if seed is None else seed)
         self.fixed_noise = torch.randn(n_fixed, self.latent_dim, generator=fixed_rng)
         self.history = {k: [] for k in ("d_loss", "g_loss", "d_real", "d_fake", "samples")}
         self.epoch = 0
+
+    def _rng_devices(self) -> list:
+        return [self.device] if self.device.type == "cuda" else []
+
+    def _get_rng_states(self) -> tuple:
+        cuda = [torch.cuda.get_rng_state(d) for d in self._rng_devices()]
+        return torch.get_rng_state(), cuda
+
+    @contextlib.contextmanager
+    def _private_rng(self):
+        """Run the block on the trainer's own RNG state (if seeded), restoring the caller's."""
+        if self._dropout_state is None:
+            yield
+            return
+        with torch.random.fork_rng(devices=self._rng_devices()):
+            cpu, cuda = self._dropout_state
+            torch.set_rng_state(cpu)
+            for d, state in zip(self._rng_devices(), cuda, strict=True):
+                torch.cuda.set_rng_state(state, d)
+            yield
+            self._dropout_state = self._get_rng_states()
 
     def noise(self, n: int) -> torch.Tensor:
         """``n`` standard normal noise vectors from the trainer's own generator, on its device."""
@@ -348,6 +382,10 @@ class GANTrainer:
             If ``real`` is not a float tensor of shape ``(batch, *img_shape)`` with batch >= 2.
         """
         real = self._check_real(real)
+        with self._private_rng():
+            return self._train_step(real)
+
+    def _train_step(self, real: torch.Tensor) -> dict:
         m = real.shape[0]
         self.generator.train()
         self.discriminator.train()
@@ -530,6 +568,82 @@ def frechet_distance(feats_a, feats_b) -> float:
     tr_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh(0.5 * (m + m.T)), 0.0, None)).sum()
     d2 = float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2.0 * tr_sqrt)
     return max(d2, 0.0)
+
+
+def class_coverage(logits, threshold=0.9, min_share=0.005, max_share=0.3) -> dict:
+    r"""Does a set of images cover every class, none overwhelmingly? Counted on sure predictions.
+
+    With class probabilities :math:`\mathbf p_i = \operatorname{softmax}(\mathbf z_i)` for
+    image :math:`i` of :math:`n`, an image counts for class :math:`k` only if the classifier is
+    sure of it, :math:`\max_j p_{ij} > \tau` and :math:`\arg\max_j p_{ij} = k`:
+
+    .. math::
+
+        c_k = \#\{i : \arg\max_j p_{ij} = k,\ \max_j p_{ij} > \tau\}.
+
+    The set **passes** if every class holds at least a share ``min_share`` of all the images,
+    :math:`\min_k c_k \ge s_{\min}\, n`, and none more than ``max_share`` of the sure ones,
+    :math:`\max_k c_k \le s_{\max} \sum_k c_k`. The plain argmax count (every image in some
+    class) is returned too: it cannot fail, since noise spreads over the classes.
+
+    Parameters
+    ----------
+    logits : torch.Tensor of shape (n, n_classes)
+        The classifier's logits for the images, ``n >= 1``, ``n_classes >= 2``.
+    threshold : float, default 0.9
+        :math:`\tau` in :math:`[0, 1)`.
+    min_share : float, default 0.005
+        :math:`s_{\min}` in :math:`[0, 1]`: 0.5 % of the images per class.
+    max_share : float, default 0.3
+        :math:`s_{\max}` in :math:`(0, 1]`.
+
+    Returns
+    -------
+    dict
+        ``argmax`` and ``confident`` (LongTensors of counts per class), ``confident_share``
+        (:math:`\sum_k c_k / n`), ``fewest`` (:math:`\min_k c_k / n`), ``top_share``
+        (:math:`\max_k c_k / \sum_k c_k`, 0 if no image is sure) and ``passes`` (bool; False
+        if no image is sure).
+
+    Raises
+    ------
+    TypeError
+        If ``logits`` is not a floating-point tensor.
+    ValueError
+        If ``logits`` is not 2-D with at least one row and two columns, holds NaN/inf, or a
+        share or the threshold is out of range.
+    """
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
+        got = logits.dtype if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise TypeError(f"logits must be a floating-point torch.Tensor; got {got}")
+    if logits.ndim != 2 or logits.shape[0] < 1 or logits.shape[1] < 2:
+        raise ValueError(f"logits must have shape (n, n_classes >= 2); got {tuple(logits.shape)}")
+    if not torch.isfinite(logits).all():
+        raise ValueError("logits must be finite")
+    threshold = _validate.nonnegative_float(threshold, "threshold")
+    if threshold >= 1.0:
+        raise ValueError(f"threshold must be in [0, 1); got {threshold}")
+    min_share = _validate.nonnegative_float(min_share, "min_share")
+    if min_share > 1.0:
+        raise ValueError(f"min_share must be in [0, 1]; got {min_share}")
+    max_share = _validate.positive_float(max_share, "max_share")
+    if max_share > 1.0:
+        raise ValueError(f"max_share must be in (0, 1]; got {max_share}")
+    n, n_classes = logits.shape
+    confidence, predicted = torch.softmax(logits.detach().double(), 1).max(1)
+    argmax = torch.bincount(predicted, minlength=n_classes)
+    confident = torch.bincount(predicted[confidence > threshold], minlength=n_classes)
+    n_sure = int(confident.sum())
+    top_share = int(confident.max()) / n_sure if n_sure else 0.0
+    every_class = bool((confident >= min_share * n).all())
+    return {
+        "argmax": argmax,
+        "confident": confident,
+        "confident_share": n_sure / n,
+        "fewest": int(confident.min()) / n,
+        "top_share": top_share,
+        "passes": n_sure > 0 and every_class and top_share <= max_share,
+    }
 
 
 class DigitsClassifier(nn.Module):

@@ -29,9 +29,15 @@ Defects of the original notes fixed here (each has a ``test_pitfall_...`` in
 ``tests/test_interpret.py``): the deprecated ``Module.register_backward_hook`` (a
 ``FutureWarning`` in torch 2.x whose ``grad_input`` belongs to the module's *last* operation,
 not the module); the stored activations scaled in place, so a second call gives another map;
-``output[0, class_idx]``, which back-propagates the first image of a batch only; a division by
-the maximum that turns an all-zero map into NaN; hooks that are never removed; one forward
-pass per interpolation step; and a ``'blur'`` baseline that calls a method that does not exist.
+``output[0, class_idx]``, which back-propagates the first image of a batch only (and crashes
+for ``class_idx=None`` with more than one image); a division by the maximum that turns an
+all-zero map into NaN; hooks that are never removed; no ``model.eval()``, so dropout changes
+every map; one forward pass per interpolation step; a quadrature (the mean over
+``linspace(0, 1, m)``) that overweights both endpoints; and a ``'blur'`` baseline that calls a
+method that does not exist.
+
+Completeness and additivity hold for *any* model, a randomly initialised one included: they
+check the implementation, not whether an explanation is faithful to what the model learnt.
 
 :func:`pointing_game`, :func:`randomized_copy` and :func:`spearman` are the sanity checks of
 the chapter: does the map point at the object, and does it change when the weights are
@@ -64,6 +70,8 @@ __all__ = [
     "randomized_copy",
     "spearman",
 ]
+
+IG_BATCH_SIZE = 1024  # interpolation points per forward pass when batch_size is None
 
 IG_METHODS = (
     "gausslegendre",
@@ -153,9 +161,12 @@ class GradCAM:
     upsampled bilinearly to the input's size and divided by its maximum, so each map lies in
     :math:`[0, 1]` (a map that is zero everywhere stays zero, never NaN).
 
-    The layer's output is captured by a forward hook and its gradient by
-    :meth:`torch.Tensor.register_hook` on that output, which is exact whatever the layer
-    computes (the deprecated ``Module.register_backward_hook`` of the original notes is not).
+    The layer's output is captured by a forward hook that exists only during a call (it is
+    registered at the start of :meth:`__call__` and removed in a ``finally``, so no hook is
+    left on the model, even after an error), and its gradient is taken with
+    :func:`torch.autograd.grad`, which is exact whatever the layer computes (the deprecated
+    ``Module.register_backward_hook`` of the original notes is not) and leaves the ``.grad``
+    and ``requires_grad`` of the model's parameters untouched.
     The gradients of all images come from one backward pass of
     :math:`\sum_b y_{b, c_b}`: in eval mode images do not interact, so each image's part of the
     gradient is its own.
@@ -192,33 +203,29 @@ class GradCAM:
         self.target_layer = target_layer
         self.activations: torch.Tensor | None = None
         self.gradients: torch.Tensor | None = None
-        self._capturing = False
-        self._handle = target_layer.register_forward_hook(self._forward_hook)
+        self._output: torch.Tensor | None = None
+        self._removed = False
 
     def _forward_hook(self, module, inputs, output):
-        if not self._capturing:
-            return
         if not isinstance(output, torch.Tensor) or output.ndim != 4:
             shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output)
             raise ValueError(
                 f"target_layer must output a tensor of shape (batch, channels, h, w); got {shape}"
             )
-        self.activations = output.detach()
-        if output.requires_grad:
-            output.register_hook(self._save_gradient)
+        self._output = output
 
-    def _save_gradient(self, grad):
-        self.gradients = grad.detach()
-
-    def __call__(self, x, class_idx=None) -> torch.Tensor:
+    def __call__(self, x, target=None, *, class_idx=None) -> torch.Tensor:
         """Heat maps for a batch of images.
 
         Parameters
         ----------
         x : torch.Tensor of shape (batch, channels, H, W)
-        class_idx : None, int, or 1-D sequence of ints, default None
-            None: each image's predicted class; an int: that class for every image; a sequence:
-            one class per image.
+        target : None, int, or 1-D sequence of ints, default None
+            The class to explain, named as in :func:`integrated_gradients` and captum. None:
+            each image's predicted class; an int: that class for every image; a sequence: one
+            class per image.
+        class_idx : deprecated
+            The old name of ``target`` (a ``DeprecationWarning``); give one of the two.
 
         Returns
         -------
@@ -228,37 +235,40 @@ class GradCAM:
         Raises
         ------
         TypeError, ValueError
-            If ``x`` is not a 4-D floating batch, or ``class_idx`` has the wrong length or is out
-            of range. Also if the hook was removed (:meth:`remove`).
+            If ``x`` is not a 4-D floating batch, or ``target`` has the wrong length or is out
+            of range, or both ``target`` and ``class_idx`` are given. Also if this object was
+            retired by :meth:`remove`.
         """
-        if self._handle is None:
+        if class_idx is not None:
+            if target is not None:
+                raise TypeError("give target only; class_idx is its deprecated name")
+            warnings.warn(
+                "GradCAM's class_idx is deprecated; use target", DeprecationWarning, stacklevel=2
+            )
+            target = class_idx
+        if self._removed:
             raise ValueError("this GradCAM was removed; create a new one")
         x = _batch(x, "x", ndim=4)
-        params = list(self.model.parameters())
-        flags = [p.requires_grad for p in params]
-        self.activations = self.gradients = None
+        self.activations = self.gradients = self._output = None
+        handle = self.target_layer.register_forward_hook(self._forward_hook)
         try:
-            for p in params:  # the gradient we need is the layer's, not the weights'
-                p.requires_grad_(False)
             with _EvalMode(self.model), torch.enable_grad():
-                inp = x.detach().clone().requires_grad_(True)
-                self._capturing = True
-                try:
-                    out = self.model(inp)
-                finally:
-                    self._capturing = False
-                if self.activations is None:
+                out = self.model(x.detach().clone().requires_grad_(True))
+                if self._output is None:
                     raise ValueError("target_layer was not called in the model's forward pass")
-                if class_idx is None:
+                if target is None:
                     idx = out.detach().argmax(dim=1)
                 else:
-                    idx = _targets(class_idx, out.shape[0], out.shape[1], "class_idx", out.device)
-                out.gather(1, idx[:, None]).sum().backward()
+                    idx = _targets(target, out.shape[0], out.shape[1], "target", out.device)
+                score = out.gather(1, idx[:, None]).sum()
+                (grad,) = torch.autograd.grad(score, self._output, allow_unused=True)
         finally:
-            for p, flag in zip(params, flags, strict=True):
-                p.requires_grad_(flag)
-        if self.gradients is None:
+            handle.remove()
+            output, self._output = self._output, None  # hold no graph after the call
+        self.activations = output.detach()
+        if grad is None:
             raise ValueError("no gradient reached target_layer: the class score does not use it")
+        self.gradients = grad.detach()
         weights = self.gradients.mean(dim=(2, 3), keepdim=True)
         cam = torch.relu((weights * self.activations).sum(dim=1, keepdim=True))
         cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
@@ -267,10 +277,13 @@ class GradCAM:
         return cam.detach().to(device="cpu", dtype=torch.float32)
 
     def remove(self) -> None:
-        """Remove the forward hook from ``target_layer`` (safe to call twice)."""
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
+        """Retire this object: later calls raise (safe to call twice).
+
+        No hook outlives a call, so there is nothing to detach from the model; ``remove`` and
+        the context manager are kept so that code written for the hook-holding version (and
+        the notes' habit of never removing anything) stays correct.
+        """
+        self._removed = True
 
     def __enter__(self):
         return self
@@ -414,7 +427,9 @@ def integrated_gradients(
         Number :math:`m` of quadrature nodes (at least 2 for the trapezoid rule).
     method : str, default "gausslegendre"
     batch_size : int or None, default None
-        At most this many interpolation points per forward pass; None: all at once.
+        At most this many interpolation points per forward pass; None: ``IG_BATCH_SIZE``
+        (1024), so that a large batch of inputs does not put :math:`n m` points through one
+        pass (the memory of the activations grows with it).
     blur_sigma : float, default 2.0
         Standard deviation of the "blur" baseline, in pixels.
 
@@ -445,7 +460,7 @@ def integrated_gradients(
     n = x.shape[0]
     diff = x - base
     total = n * n_steps
-    chunk = total if batch_size is None else batch_size
+    chunk = IG_BATCH_SIZE if batch_size is None else batch_size
     grad_sum = torch.zeros_like(x)
     idx = None
     expand = (-1,) + (1,) * (x.ndim - 1)

@@ -43,6 +43,7 @@ from companion import (
     Discriminator,
     GANTrainer,
     Generator,
+    class_coverage,
     frechet_distance,
     load_digits_tensors,
     plot_image_grid,
@@ -68,15 +69,22 @@ from companion import (
 # are obviously fake, $D(G(\mathbf z)) \approx 0$, and that term is flat there — the generator
 # gets almost no gradient. It maximises $\log D(G(\mathbf z))$ instead, the **non-saturating**
 # loss, which has the same fixed point but a steep slope exactly when $G$ is losing. With
-# $D = \sigma(\ell)$ for a logit $\ell$, the two slopes are $-\sigma(\ell)$ and $1 - \sigma(\ell)$:
+# $D = \sigma(\ell)$ for a logit $\ell$, the slopes of the two objectives are
+# $\tfrac{d}{d\ell} \log(1 - \sigma(\ell)) = -\sigma(\ell)$ and
+# $\tfrac{d}{d\ell} \log \sigma(\ell) = 1 - \sigma(\ell)$. Descending the first and climbing
+# the second both push $\ell$ up, by $\sigma(\ell)$ and by $1 - \sigma(\ell)$ per unit step:
+# the same direction, very different sizes.
 
 # %%
 logit = torch.tensor([-4.6], requires_grad=True)  # D(G(z)) = sigmoid(-4.6) = 0.01
-(saturating,) = torch.autograd.grad(-torch.log(1 - torch.sigmoid(logit)), logit)
+d_fake = torch.sigmoid(logit)
+(saturating,) = torch.autograd.grad(torch.log(1 - d_fake), logit)
 (non_saturating,) = torch.autograd.grad(torch.log(torch.sigmoid(logit)), logit)
-print(f"D(G(z)) = {torch.sigmoid(logit).item():.3f}")
-print(f"generator's gradient through log(1 - D):  {saturating.item():+.3f}")
-print(f"generator's gradient through log D:       {non_saturating.item():+.3f}")
+print(f"D(G(z)) = {d_fake.item():.3f}")
+print(f"slope of log(1 - D), which G minimises: {saturating.item():+.3f}")
+print(f"slope of log D, which G maximises:      {non_saturating.item():+.3f}")
+assert torch.allclose(saturating, -d_fake)
+assert torch.allclose(non_saturating, 1 - d_fake)
 assert non_saturating.abs() > 90 * saturating.abs()
 
 # %% [markdown]
@@ -103,24 +111,50 @@ assert notes_bn.eps == 0.8 and ours_bn.eps == 1e-5
 # (pitfall-sigmoid-bce)=
 # ```{warning}
 # **Pitfall: `Sigmoid` then `BCELoss` saturates.** The notes' discriminator ends in `nn.Sigmoid()`
-# and is trained with `nn.BCELoss`. For a confident wrong answer the sigmoid rounds to exactly 0
-# or 1 in float32, and $\log 0$ would be $-\infty$; PyTorch clamps the log at $-100$, so the loss
-# is stuck at 100 and the gradient is **exactly zero** — the discriminator cannot learn from its
-# worst mistakes. `companion.gan.Discriminator` returns the logit, and the loss is
-# `BCEWithLogitsLoss`, which computes $\log \sigma(\ell)$ stably. Test:
+# and is trained with `nn.BCELoss`. It bites in two places. (1) The discriminator's loss on a
+# fake it judges real: from a logit of about 17 the sigmoid rounds to exactly 1 in float32,
+# $\log(1 - 1) = -\infty$ is clamped at $-100$, and the loss is stuck at 100 with a gradient of
+# **exactly zero** — the discriminator cannot learn from its worst mistakes. (2) The
+# generator's non-saturating loss, target 1 on a fake the discriminator rejects with logit
+# $\ell$: the loss is still right ($-\ell$), but `BCELoss`'s backward divides by
+# $\max(p(1-p), 10^{-12})$, which cuts the gradient from about $\ell = -28$ on — the very
+# regime, early in training, that the non-saturating loss was chosen for.
+# `companion.gan.Discriminator` returns the logit, and the loss is `BCEWithLogitsLoss`, which
+# computes $\log \sigma(\ell)$ stably; its gradient is $\sigma(\ell) - t$, never stuck. Test:
 # `tests/test_gan.py::test_pitfall_sigmoid_then_bceloss_saturates`.
 # ```
 
+
 # %%
-wrong = torch.tensor([-200.0], requires_grad=True)  # a real image judged fake, very confidently
-target = torch.ones(1)
-notes_loss = nn.BCELoss()(torch.sigmoid(wrong), target)
-(notes_grad,) = torch.autograd.grad(notes_loss, wrong)
-ours_loss = nn.BCEWithLogitsLoss()(wrong, target)
-(ours_grad,) = torch.autograd.grad(ours_loss, wrong)
-print(f"Sigmoid + BCELoss:  loss {notes_loss.item():7.1f}, gradient {notes_grad.item() + 0.0:+.2f}")
-print(f"BCEWithLogitsLoss:  loss {ours_loss.item():7.1f}, gradient {ours_grad.item():+.2f}")
-assert notes_grad.item() == 0.0 and ours_grad.item() == -1.0 and ours_loss.item() == 200.0
+def bce_both_ways(value, target):
+    """(loss, d loss / d logit): Sigmoid + BCELoss, then BCEWithLogitsLoss."""
+    out = []
+    for loss_of in (
+        lambda s, t: nn.BCELoss()(torch.sigmoid(s), t),
+        lambda s, t: nn.BCEWithLogitsLoss()(s, t),
+    ):
+        s = torch.tensor([value], requires_grad=True)
+        loss = loss_of(s, torch.tensor([target]))
+        (grad,) = torch.autograd.grad(loss, s)
+        out += [loss.item(), grad.item() + 0.0]
+    return out
+
+
+print("                      Sigmoid+BCELoss     BCEWithLogitsLoss")
+print("   logit target      loss   gradient      loss   gradient")
+table = {}
+cases = [(16, 0), (17, 0), (30, 0), (-20, 1), (-28, 1), (-30, 1), (-40, 1)]
+for value, target in cases:
+    table[value] = bce_both_ways(float(value), float(target))
+    row = "".join(f"{v:10.3g}" for v in table[value])
+    print(f"{value:8d} {target:6d}{row}")
+assert table[16][1] > 0.99
+assert table[17][:2] == [100.0, 0.0] and table[30][:2] == [100.0, 0.0]
+assert abs(table[-20][1] + 1) < 1e-6 and -0.8 < table[-28][1] < -0.5
+assert -0.15 < table[-30][1] < -0.05 and -1e-5 < table[-40][1] < 0
+# the logit loss: gradient of size 1 everywhere, loss |logit|
+assert all(abs(abs(row[3]) - 1) < 1e-6 for row in table.values())
+assert all(abs(row[2] - abs(value)) < 1e-4 for value, row in table.items())
 
 # %% [markdown]
 # ## Data, and a ruler to measure with
@@ -145,10 +179,33 @@ assert classifier.test_accuracy >= 0.95
 # A generator with two hidden layers (128 and 256 units; the notes' four layers up to 1024 are
 # far more than $8 \times 8$ images need) from 32-dimensional noise, a discriminator with two
 # (256 and 128, dropout 0.3), both trained with Adam at $5 \times 10^{-4}$ and
-# $\beta_1 = 0.5$, batches of 64, for 60 epochs. Real images get the target $0.9$ instead of 1
-# (*one-sided label smoothing*), which keeps the discriminator from becoming over-confident and
-# starving the generator of gradient. Each step first updates $D$ on a real and a generated
-# batch, then $G$ against the updated $D$.
+# $\beta_1 = 0.5$, batches of 64, for 60 epochs. Each step first updates $D$ on a real and a
+# generated batch, then $G$ against the updated $D$.
+#
+# Real images get the target $0.9$ instead of 1 (*one-sided label smoothing*,
+# {cite}`salimans2016`). With target 1 the discriminator's loss on a real image,
+# $\log(1 + e^{-\ell})$, keeps falling as its logit $\ell$ grows, so nothing stops the logits
+# from growing; with target $0.9$ the loss is smallest at $\sigma(\ell) = 0.9$, that is at
+# $\ell = \ln 9 \approx 2.2$, and larger logits are penalised. The point is a discriminator
+# whose confidence stays bounded. It is *not* that a confident discriminator would starve the
+# generator of gradient: with logits and the non-saturating loss the generator's gradient is
+# about $-1$ exactly when $D$ is sure (the table above). Only the real side is smoothed: with
+# a target above 0 for fakes, the best discriminator would no longer push the generator's
+# samples away from places where there are no data.
+
+# %%
+for smoothed in (1.0, 0.9):
+    logits = torch.tensor([np.log(9.0), 10.0], requires_grad=True)
+    targets = torch.full((2,), smoothed)
+    loss = nn.BCEWithLogitsLoss(reduction="sum")(logits, targets)
+    (slope,) = torch.autograd.grad(loss, logits)
+    slopes = ", ".join("0" if abs(v) < 1e-6 else f"{v:+.2g}" for v in slope.tolist())
+    print(f"target {smoothed}: slopes of the loss at logits ln 9, 10: {slopes}")
+    if smoothed == 1.0:
+        assert (slope < 0).all()  # still rewarding a larger logit at 10
+    else:
+        # the minimum is at ln 9, and a logit of 10 is pushed back
+        assert abs(slope[0]) < 1e-6 and slope[1] > 0.09
 
 # %% tags=["nbval-ignore-output"]
 # Output varies in the last digits across CPU models; the asserts carry the claims.
@@ -159,7 +216,7 @@ gan = GANTrainer(
     generator, discriminator, latent_dim=32, lr=5e-4, betas=(0.5, 0.999), device="cpu",
     label_smoothing=0.1, seed=0,
 )  # fmt: skip
-untrained_samples = gan.sample(1000)
+untrained_samples = gan.sample(5 * 397)  # five draws of 397, to compare with
 loader = DataLoader(
     TensorDataset(train_images),
     batch_size=64,
@@ -219,8 +276,13 @@ plt.show()
 # never meant for $8 \times 8$ digits anyway; our features come from the digits classifier
 # above. The numbers are therefore only comparable *within this chapter*, not with published
 # FIDs. Three references put the GAN's score in context: uniform noise, the untrained
-# generator, and the real training images themselves (the best one can hope for, since 397
-# held-out digits are a finite sample).
+# generator, and real training digits — the floor, since even two sets of real digits differ
+# as finite samples.
+#
+# The estimate depends on the sample size: $d^2$ computed from $n$ samples is biased upward,
+# the more so the smaller $n$ (below, real digits score worse in draws of 100 than of 397).
+# So every set has exactly as many images as the 397 held-out digits it is compared with,
+# and each score is printed as the mean and range over five draws.
 
 
 # %% tags=["nbval-ignore-output"]
@@ -230,59 +292,140 @@ def features(images):
     return classifier.features(images).numpy()
 
 
+n = len(held_out)  # 397
 held_out_features = features(held_out)
-generated = gan.sample(1000)
-noise = torch.rand(1000, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
-fid = {
-    "real training digits": frechet_distance(features(train_images), held_out_features),
-    "trained GAN": frechet_distance(features(generated), held_out_features),
-    "untrained generator": frechet_distance(features(untrained_samples), held_out_features),
-    "uniform noise": frechet_distance(features(noise), held_out_features),
+draws = torch.Generator().manual_seed(1)
+real_draws = [train_images[torch.randperm(1400, generator=draws)[:n]] for _ in range(5)]
+noise_rng = torch.Generator().manual_seed(0)
+noise = torch.rand(5 * n, 1, 8, 8, generator=noise_rng) * 2 - 1
+image_sets = {
+    "real training digits": real_draws,
+    "trained GAN": gan.sample(5 * n).split(n),
+    "untrained generator": untrained_samples.split(n),
+    "uniform noise": noise.split(n),
 }
-for name, value in fid.items():
-    print(f"{name:>22}: {value:7.2f}")
-assert fid["trained GAN"] < 0.25 * fid["uniform noise"]
-assert fid["trained GAN"] < 0.1 * fid["untrained generator"]
+fid = {
+    name: [frechet_distance(features(x), held_out_features) for x in draws_]
+    for name, draws_ in image_sets.items()
+}
+for name, values in fid.items():
+    print(f"{name:>22}: d^2 = {companion.mean_range(values, '.2f')}")
+small = [frechet_distance(features(x[:100]), held_out_features) for x in real_draws]
+print(f"real digits, 100 not 397: d^2 = {companion.mean_range(small, '.2f')}")
+fid = {name: np.array(values) for name, values in fid.items()}
+floor = fid["real training digits"]
+assert min(small) > floor.max()  # biased upward at the smaller n
+assert fid["trained GAN"].max() < 0.25 * fid["uniform noise"].min()
+assert fid["trained GAN"].max() < fid["untrained generator"].min() / 20
+assert fid["trained GAN"].min() > floor.max()
+assert fid["trained GAN"].mean() > 2 * floor.mean()
 
 # %% [markdown]
-# The trained generator is more than ten times closer to real digits than it was before
-# training, and far below the quarter of the noise score that we set as the bar.
+# The trained generator's squared distance to real digits is more than twenty times smaller
+# than the untrained generator's (more than four times in the distance $d$ itself), and below
+# a quarter of the noise's. It is still above the floor: every draw of the GAN scores worse
+# than every draw of real digits, and its mean is more than twice theirs — measurably short of
+# the data.
 #
+# Why does the untrained generator score *worse* than noise? Its images are nearly constant
+# grey — a freshly initialised network maps all noise vectors to almost the same output — so
+# their features sit almost on one point. Then $\Sigma_b \approx 0$ and
+# $d^2 \approx \|\boldsymbol\mu_a - \boldsymbol\mu_b\|^2 + \operatorname{Tr} \Sigma_a$: it
+# pays the whole spread of the real digits' features, plus a mean further off than the
+# noise's. The two terms, with the spread of the pixels themselves:
+
+# %% tags=["nbval-ignore-output"]
+# Output varies in the last digits across CPU models; the asserts carry the claims.
+mu_real = held_out_features.mean(0)
+real_trace = np.trace(np.cov(held_out_features.T))
+print(f"real digits: trace of the feature covariance {real_trace:.1f}")
+spread = {}
+for name in ("untrained generator", "uniform noise"):
+    images = image_sets[name][0]
+    f = features(images)
+    spread[name] = (
+        ((f.mean(0) - mu_real) ** 2).sum(),  # mean term
+        np.trace(np.cov(f.T)),  # trace of the feature covariance
+        images.std(0).mean().item(),  # pixel standard deviation across images
+    )
+    print(
+        f"{name:>20}: mean term {spread[name][0]:6.1f}, feature trace "
+        f"{spread[name][1]:5.1f}, pixel std {spread[name][2]:.2f}"
+    )
+untrained, uniform = spread["untrained generator"], spread["uniform noise"]
+assert untrained[1] < 0.1 * uniform[1] and untrained[2] < 0.25 * uniform[2]
+assert untrained[0] > 1.5 * uniform[0]
+approx = untrained[0] + real_trace  # d^2 if the untrained features were one point
+assert abs(fid["untrained generator"][0] - approx) < 0.1 * approx
+
+# %% [markdown]
 # ## Mode coverage
 #
 # A generator can score well on average while producing only a few kinds of digit — *mode
 # collapse*, the classic GAN failure. The classifier tells which digit each of 1000 generated
-# images resembles:
+# images resembles. The obvious count, the classifier's argmax, cannot fail: every image gets
+# *some* class, and noise or a blurred mess is spread over many. Count only the images the
+# classifier is sure of, $\max_k p_k > 0.9$ — true for most real digits and few noise
+# images — and ask for **every class** (at least 0.5 % of the images confidently in it) and
+# **none overwhelmingly** (no class above 30 % of the confident ones): `class_coverage`. Both
+# controls must fail this test, and a real sample must pass it.
+
 
 # %% tags=["nbval-ignore-output"]
 # Output varies in the last digits across CPU models; the asserts carry the claims.
-with torch.no_grad():
-    predicted = classifier(generated).argmax(1)
-counts = torch.bincount(predicted, minlength=10)
+coverage_sets = {
+    "held-out digits": held_out,
+    "trained GAN": gan.sample(1000),
+    "untrained generator": untrained_samples[:1000],
+    "uniform noise": noise[:1000],
+}
+coverage, argmax_classes = {}, {}
+for name, images in coverage_sets.items():
+    with torch.no_grad():
+        result = class_coverage(classifier(images))  # p > 0.9, 0.5 %, 30 %
+    coverage[name] = result
+    argmax_classes[name] = int((result["argmax"] >= 0.01 * len(images)).sum())
+    print(
+        f"{name:>19}: argmax covers {argmax_classes[name]:2d} classes at 1 %;"
+        f" confident {result['confident_share']:4.0%}, fewest "
+        f"{result['fewest']:4.1%}, largest share {result['top_share']:4.0%}"
+        f" -> {'passes' if result['passes'] else 'fails'}"
+    )
+passes = {name: result["passes"] for name, result in coverage.items()}
+assert argmax_classes["uniform noise"] >= 9  # the argmax count passes ...
+assert argmax_classes["untrained generator"] >= 8  # ... both controls
+assert passes["held-out digits"] and passes["trained GAN"]
+assert not passes["untrained generator"] and not passes["uniform noise"]
+
+# %%
 fig, ax = plt.subplots(figsize=(7, 3.2))
-ax.bar(range(10), counts.numpy())
-ax.axhline(100, color="grey", ls="--", lw=0.8, label="uniform (100 each)")
+for shift, name in ((-0.2, "trained GAN"), (0.2, "uniform noise")):
+    sure = coverage[name]["confident"].numpy()
+    ax.bar(np.arange(10) + shift, sure, 0.4, label=name)
+ax.axhline(5, color="grey", ls="--", lw=0.8, label="0.5 % of the images")
 ax.set_xticks(range(10))
-ax.set_xlabel("digit predicted by the classifier")
-ax.set_ylabel("generated images")
-ax.set_title("1000 generated digits by class")
+ax.set_xlabel("digit the classifier is sure of (p > 0.9)")
+ax.set_ylabel("images (of 1000)")
 ax.legend()
 plt.show()
-covered = int((counts >= 10).sum())
-print("images per class:", counts.tolist(), f"-> {covered} of 10 classes have at least 1 %")
-assert covered >= 8
 
 # %% [markdown]
-# Every class is produced, none overwhelmingly: no mode collapse here. Label smoothing,
-# dropout in the discriminator and a learning rate that keeps the two players balanced are the
-# usual first remedies when it does appear.
+# The argmax count would pass both controls; the confident count fails them — the untrained
+# generator's grey images convince the classifier of almost nothing, noise only rarely and
+# unevenly — and passes the held-out digits and the GAN: every class is produced, none
+# overwhelmingly, so no mode collapse here. Label smoothing, dropout in the discriminator and a
+# learning rate that keeps the two players balanced are the usual first remedies when it does
+# appear.
 #
 # ## Summary
 #
 # - A GAN is a two-player game; the generator trains on the non-saturating loss
 #   $-\log D(G(\mathbf z))$, which has gradient exactly when the generator is losing.
 # - Two defects of the notes, fixed and tested: `BatchNorm1d(n, 0.8)` sets $\epsilon$, not the
-#   momentum; `Sigmoid` + `BCELoss` has zero gradient on confident mistakes — use logits and
-#   `BCEWithLogitsLoss`.
+#   momentum; `Sigmoid` + `BCELoss` has zero gradient on a fake judged real from logit 17, and
+#   cuts the generator's gradient from logit $-28$ — use logits and `BCEWithLogitsLoss`.
+# - One-sided label smoothing bounds the discriminator's optimal logit on real images
+#   ($\ln 9$ for target 0.9) {cite}`salimans2016`.
 # - Judge a generator by numbers: a Fréchet distance in the features of a classifier (here
-#   below a quarter of the noise's), and coverage of the classes (here all ten).
+#   below a quarter of the noise's, at equal sample sizes, beside the floor of real digits),
+#   and coverage of the classes counted on confident predictions only (here all ten).

@@ -9,6 +9,7 @@ from companion.gan import (
     Discriminator,
     GANTrainer,
     Generator,
+    class_coverage,
     frechet_distance,
     train_digits_classifier,
 )
@@ -55,6 +56,27 @@ def test_pitfall_sigmoid_then_bceloss_saturates():
     # d/ds of BCE-with-logits is (sigmoid(s) - t) / n: exactly +-1/2 here
     assert logits.grad.flatten().tolist() == pytest.approx([0.5, -0.5])
 
+    # where it starts: a fake judged real (target 0) from logit 17, where sigmoid rounds to 1
+    def bceloss(value, target):
+        s = torch.tensor([value], requires_grad=True)
+        loss = nn.BCELoss()(torch.sigmoid(s), torch.tensor([target]))
+        return loss.item(), torch.autograd.grad(loss, s)[0].item()
+
+    assert bceloss(16.0, 0.0)[1] > 0.99
+    assert bceloss(17.0, 0.0) == (pytest.approx(100.0), 0.0)
+    # the generator's target 1 on a confidently rejected fake: the loss is right, but the
+    # backward's clamp max(p (1 - p), 1e-12) cuts the gradient (true value -1) from about -28
+    for value, low, high in [
+        (-20.0, -1.000001, -0.999999),
+        (-30.0, -0.15, -0.05),
+        (-40.0, -1e-5, 0),
+    ]:
+        loss, grad = bceloss(value, 1.0)
+        assert loss == pytest.approx(-value, rel=1e-5) and low < grad < high
+        s = torch.tensor([value], requires_grad=True)
+        nn.BCEWithLogitsLoss()(s, torch.ones(1)).backward()
+        assert s.grad.item() == pytest.approx(-1.0)
+
     logits2 = torch.tensor([[200.0]], requires_grad=True)  # sigmoid+BCELoss cannot tell 100/200
     assert nn.BCEWithLogitsLoss()(logits2, torch.zeros(1, 1)).item() == pytest.approx(200.0)
     assert nn.BCELoss()(torch.sigmoid(logits2), torch.zeros(1, 1)).item() == pytest.approx(100.0)
@@ -64,6 +86,39 @@ def test_no_inplace_activations():
     for net in (Generator(LATENT, SHAPE), Discriminator(SHAPE)):
         relus = [m for m in net.modules() if isinstance(m, nn.LeakyReLU)]
         assert relus and all(not m.inplace and m.negative_slope == 0.2 for m in relus)
+
+
+def test_inplace_leakyrelu_changes_no_gradient_but_overwrites_hooked_outputs():
+    # the notes' in-place LeakyReLU after Linear and BatchNorm1d is not a defect ...
+    def block(inplace):
+        torch.manual_seed(0)
+        return nn.Sequential(
+            nn.Linear(8, 16),
+            nn.LeakyReLU(0.2, inplace=inplace),
+            nn.Linear(16, 32),
+            nn.BatchNorm1d(32),
+            nn.LeakyReLU(0.2, inplace=inplace),
+            nn.Linear(32, 4),
+        )
+
+    x = torch.randn(10, 8)
+    grads = []
+    for inplace in (False, True):
+        net, seen = block(inplace), {}
+        hook = net[0].register_forward_hook(lambda mod, inp, out, seen=seen: seen.update(out=out))
+        net(x).square().sum().backward()
+        hook.remove()
+        grads.append([p.grad for p in net.parameters()])
+        with torch.no_grad():
+            pre_activation = net[0](x)
+        # ... but a hook that keeps the Linear's output sees it overwritten by the activation
+        assert torch.equal(seen["out"], pre_activation) is not inplace
+    assert all(torch.equal(a, b) for a, b in zip(*grads, strict=True))
+    # and a full backward hook on the in-place activation refuses to run
+    net = block(inplace=True)
+    net[1].register_full_backward_hook(lambda mod, grad_in, grad_out: None)
+    with pytest.raises(RuntimeError, match="inplace"):
+        net(x).sum().backward()
 
 
 # --------------------------------------------------------------------------- networks
@@ -189,6 +244,27 @@ def test_fit_records_per_epoch_means_and_fixed_noise_samples():
     assert trainer.generator.training  # sampling restored training mode
 
 
+def test_seeded_trainer_leaves_the_global_rng_alone():
+    def run(global_seed, seed=0):
+        seed_everything(123)  # the same initial weights every time
+        gen = Generator(LATENT, SHAPE, hidden=(16, 32))
+        disc = Discriminator(SHAPE, hidden=(32, 16), dropout=0.5)
+        torch.manual_seed(global_seed)
+        before = torch.get_rng_state()
+        trainer = GANTrainer(gen, disc, LATENT, device="cpu", seed=seed)
+        stats = [trainer.train_step(real_images()) for _ in range(2)]
+        trainer.sample(5)
+        return stats, torch.equal(torch.get_rng_state(), before)
+
+    (a, untouched_a), (b, untouched_b) = run(1), run(2)
+    assert untouched_a and untouched_b  # neither reseeded nor advanced
+    assert a == b  # the seeded run does not depend on the global state ...
+    assert a[0] != a[1]  # ... and its private dropout stream moves on from step to step
+    # control: without a seed the dropout masks come from (and advance) the global generator
+    (c, untouched_c), (d, _) = run(1, seed=None), run(2, seed=None)
+    assert not untouched_c and c != d
+
+
 def test_fixed_noise_depends_only_on_the_seed():
     a, b, c = small_gan(1), small_gan(1), small_gan(2)
     assert torch.equal(a.fixed_noise, b.fixed_noise)
@@ -265,6 +341,65 @@ def test_frechet_distance_is_finite_for_singular_covariances():
 def test_frechet_distance_rejects_bad_shapes_naming_the_argument(a, b, name):
     with pytest.raises(ValueError, match=name):
         frechet_distance(a, b)
+
+
+# --------------------------------------------------------------------------- mode coverage
+def sure_logits(classes, margin=10.0):
+    """Logits that put probability > 0.99 on the given class of each row."""
+    logits = torch.zeros(len(classes), 10)
+    logits[torch.arange(len(classes)), torch.as_tensor(classes)] = margin
+    return logits
+
+
+def test_class_coverage_passes_a_balanced_sure_set():
+    result = class_coverage(sure_logits(list(range(10)) * 20))
+    assert result["passes"]
+    assert result["confident"].tolist() == [20] * 10 and result["argmax"].tolist() == [20] * 10
+    assert result["confident_share"] == 1.0 and result["fewest"] == 0.1
+    assert result["top_share"] == 0.1
+
+
+def test_class_coverage_argmax_passes_noise_but_the_confident_count_fails_it():
+    # near-uniform probabilities: every image lands in some class, none with confidence
+    logits = 0.1 * torch.randn(1000, 10, generator=torch.Generator().manual_seed(0))
+    result = class_coverage(logits)
+    assert (result["argmax"] >= 10).all()  # the argmax count "covers" every class at 1 %
+    assert result["confident"].sum() == 0 and not result["passes"]
+
+
+def test_class_coverage_fails_a_missing_class_and_a_dominant_class():
+    missing = class_coverage(sure_logits([k for k in range(9) for _ in range(20)]))
+    assert missing["fewest"] == 0.0 and not missing["passes"]
+    # all ten classes at 2 % or more, but one holds 50 % of the sure images
+    dominant = class_coverage(sure_logits(list(range(10)) * 10 + [3] * 80))
+    assert dominant["fewest"] >= 0.005 and dominant["top_share"] == 0.5
+    assert not dominant["passes"]
+    assert class_coverage(sure_logits(list(range(10)) * 10 + [3] * 80), max_share=0.6)["passes"]
+
+
+def test_class_coverage_counts_only_predictions_above_the_threshold():
+    logits = sure_logits(list(range(10)) * 2, margin=3.0)  # max p = e^3 / (e^3 + 9) = 0.69
+    assert class_coverage(logits)["confident"].sum() == 0
+    assert class_coverage(logits, threshold=0.5)["passes"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"logits": torch.zeros(5, 10, dtype=torch.int64)}, TypeError, "logits"),
+        ({"logits": [[0.0, 1.0]]}, TypeError, "logits"),
+        ({"logits": torch.zeros(10)}, ValueError, "logits"),
+        ({"logits": torch.zeros(0, 10)}, ValueError, "logits"),
+        ({"logits": torch.full((3, 10), float("nan"))}, ValueError, "logits"),
+        ({"threshold": 1.0}, ValueError, "threshold"),
+        ({"min_share": 1.5}, ValueError, "min_share"),
+        ({"max_share": 0.0}, ValueError, "max_share"),
+    ],
+)
+def test_class_coverage_rejects_bad_arguments_naming_them(kwargs, error, name):
+    kwargs = {"logits": torch.zeros(5, 10), **kwargs}
+    with pytest.raises(error, match=name):
+        class_coverage(**kwargs)
 
 
 # --------------------------------------------------------------------------- bad arguments

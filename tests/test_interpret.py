@@ -186,9 +186,15 @@ def test_pitfall_notes_hooks_accumulate_ours_are_removed():
     assert len(model.relu3._forward_hooks) == 3 and len(model.relu3._backward_hooks) == 3
 
     model = small_cnn()
+    cam = GradCAM(model, model.relu3)  # no with, no remove(): still nothing left behind
+    cam(x)
+    assert all(len(m._forward_hooks) == 0 for m in model.modules())
+    with pytest.raises(ValueError, match="target must"):
+        cam(x, 7)  # an error inside the call removes the hook too
+    assert all(len(m._forward_hooks) == 0 for m in model.modules())
     with GradCAM(model, model.relu3) as cam:
         cam(x)
-        assert len(model.relu3._forward_hooks) == 1
+        assert len(model.relu3._forward_hooks) == 0  # registered inside each call only
     assert all(len(m._forward_hooks) == 0 for m in model.modules())
     assert all(len(m._backward_hooks) == 0 for m in model.modules())
     cam2 = GradCAM(model, model.conv2)
@@ -239,16 +245,16 @@ def test_gradcam_on_trained_cnn_points_at_shapes_more_than_chance(trained_cnn):
     assert pointing_game(maps, boxes) > 2 * chance
 
 
-def test_gradcam_rejects_foreign_layer_bad_class_idx_and_non_batch_x():
+def test_gradcam_rejects_foreign_layer_bad_target_and_non_batch_x():
     model = small_cnn()
     with pytest.raises(ValueError, match="target_layer"):
         GradCAM(model, nn.ReLU())
     with GradCAM(model, model.relu3) as cam:
-        with pytest.raises(ValueError, match="class_idx"):
+        with pytest.raises(ValueError, match="target must"):
             cam(images(2), 3)
-        with pytest.raises(ValueError, match="class_idx"):
+        with pytest.raises(ValueError, match="target must"):
             cam(images(2), [0, -1])
-        with pytest.raises(ValueError, match="class_idx"):
+        with pytest.raises(ValueError, match="target must"):
             cam(images(2), [0, 1, 2])
         with pytest.raises(ValueError, match="x must"):
             cam(images(1)[0])
@@ -415,9 +421,9 @@ def test_ig_rejects_bad_baseline_target_method_and_n_steps():
         integrated_gradients(model, x, 0, baseline=torch.zeros(2, 1, 8, 8))
     with pytest.raises(ValueError, match="baseline"):
         integrated_gradients(model, x, 0, baseline="random")
-    with pytest.raises(ValueError, match="target"):
+    with pytest.raises(ValueError, match="target must"):
         integrated_gradients(model, x, 3)
-    with pytest.raises(ValueError, match="target"):
+    with pytest.raises(ValueError, match="target must"):
         integrated_gradients(model, x, [0, 1, 2])
     with pytest.raises(ValueError, match="method"):
         integrated_gradients(model, x, 0, method="simpson")
@@ -536,3 +542,172 @@ def test_gradcam_map_changes_under_model_randomisation(trained_cnn):
         rand_maps = cam(x[:8], labels[:8])
     rhos = [spearman(a, b) for a, b in zip(maps, rand_maps, strict=True)]
     assert np.nanmean(rhos) < 0.9
+
+
+# --------------------------------------------------------------------------- chapter 8 review
+def test_pitfall_pointing_game_brightest_pixel_wins_on_plain_shapes_fails_with_distractors():
+    from companion.data import make_shapes
+
+    plain, labels, boxes = make_shapes(200, size=32, seed=4)
+    assert pointing_game(plain[:, 0], boxes) == 1.0  # a brightness detector "explains" perfectly
+    default = make_shapes(200, size=32, seed=4, distractors=0)
+    assert all(torch.equal(a, b) for a, b in zip(default, (plain, labels, boxes), strict=True))
+    cluttered, labels2, boxes2 = make_shapes(200, size=32, seed=4, distractors=2)
+    assert torch.equal(labels2, labels) and torch.equal(boxes2, boxes)
+    changed = (cluttered != plain)[:, 0]
+    for k, (r0, c0, r1, c1) in enumerate(boxes.tolist()):
+        assert not changed[k, r0 : r1 + 1, c0 : c1 + 1].any()  # the box is untouched
+        assert 4 <= int(changed[k].sum()) <= 18  # two specks of 2x2 or 3x3 (they may overlap)
+    assert pointing_game(cluttered[:, 0], boxes) <= 0.05  # noise may lift a shape pixel higher
+    with pytest.raises(ValueError, match="distractors"):
+        make_shapes(5, distractors=-1)
+
+
+class FunctionalReLU(nn.Module):
+    """The notes' style: activations by ``F.relu`` inside ``forward``, invisible to shap."""
+
+    def __init__(self, hidden=(16, 16)):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(10, hidden[0]), nn.Linear(hidden[0], hidden[1])
+        self.fc3 = nn.Linear(hidden[1], 3)
+
+    def forward(self, x):
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+
+def raw_shap(model, background, x):
+    """shap's DeepExplainer with its additivity check switched off: the silent case."""
+    import shap
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        explainer = shap.DeepExplainer(model, background)
+        values = explainer.shap_values(x, check_additivity=False)
+    values = torch.as_tensor(np.asarray(values), dtype=x.dtype)
+    return values, torch.as_tensor(np.atleast_1d(explainer.expected_value), dtype=x.dtype)
+
+
+@pytest.mark.parametrize("model_class", [FunctionalReLU, ReusedReLU])
+def test_pitfall_shap_fails_loudly_unless_its_additivity_check_is_off(model_class):
+    torch.manual_seed(0)
+    model = model_class((16, 16)).eval()
+    background, x = torch.randn(30, 10), torch.randn(6, 10)
+    with pytest.raises(AssertionError, match="do not sum up"):
+        shap_values(model, background, x)
+    values, expected = raw_shap(model, background, x)  # no error: silently wrong numbers
+    assert additivity_error(model, x, values, expected) > 1e-2
+
+
+class NotesCNN(nn.Module):
+    """The notes' CNN, scaled down: one shared ``self.pool`` and ``F.relu`` everywhere."""
+
+    def __init__(self, num_classes=3):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 8, 3, padding=1)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.fc1 = nn.Linear(8 * 4 * 4, 16)
+        self.fc2 = nn.Linear(16, num_classes)
+        self.dropout = nn.Dropout(0.5)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.conv1(x)))
+        x = self.pool(F.relu(self.conv2(x)))
+        x = self.dropout(F.relu(self.fc1(x.view(-1, 8 * 4 * 4))))
+        return self.fc2(x)
+
+
+def test_pitfall_notes_cnn_shared_pool_and_functional_relu_break_shap():
+    torch.manual_seed(0)
+    model = NotesCNN().eval()
+    with pytest.raises((AssertionError, RuntimeError)):
+        shap_values(model, images(10, seed=1), images(3, seed=2))
+    ours = small_cnn()  # one module per activation and per pooling
+    values, expected = shap_values(ours, images(10, seed=1), images(3, seed=2))
+    assert additivity_error(ours, images(3, seed=2), values, expected) <= 1e-4
+
+
+def test_pitfall_notes_gradcam_class_idx_none_with_a_batch_crashes():
+    model, x = small_cnn(), images(3)
+    notes = quiet_notes_gradcam(model, model.relu3)
+    with pytest.raises(RuntimeError, match="scalar outputs"):
+        notes_generate(notes, x, None)  # output[0, argmax of 3 images]: three scores
+    with GradCAM(model, model.relu3) as cam:
+        assert cam(x).shape == (3, 16, 16)
+
+
+def test_pitfall_notes_ig_quadrature_overweights_the_endpoints():
+    # the notes average the gradient over torch.linspace(0, 1, m): weight 1/m at both ends,
+    # where the trapezoid rule puts 1/(2(m-1)); for f(a) = a^2 the bias is 1/(6(m-1))
+    for m in (10, 50):
+        notes_rule = float(torch.linspace(0, 1, m).pow(2).mean())
+        assert notes_rule - 1 / 3 == pytest.approx(1 / (6 * (m - 1)), rel=1e-4)
+        alphas, weights = _ig_rule(m, "riemann_trapezoid")
+        trapezoid = float((weights * alphas**2).sum())
+        assert trapezoid - 1 / 3 == pytest.approx(1 / (6 * (m - 1) ** 2), rel=1e-6)
+
+    # on a model: F(x) = sum(x^3) has gradient 3 x^2 a^2 along the path from zero
+    class Cube(nn.Module):
+        def forward(self, x):
+            return x.pow(3).sum(1, keepdim=True)
+
+    cube = Cube().eval()
+    x = torch.rand(5, 4) + 0.5
+    notes = notes_ig_batch(cube, x, 0, steps=20)
+    ours = integrated_gradients(cube, x, 0, n_steps=20, method="riemann_trapezoid")
+    assert completeness_error(cube, x, 0, notes) > 0.02
+    assert completeness_error(cube, x, 0, ours) < 0.005
+
+
+def notes_ig_batch(model, x, target, steps):
+    """The notes' rule (mean over linspace), applied to each input separately."""
+    return torch.cat([notes_ig(model, x[i : i + 1], target, steps) for i in range(len(x))])
+
+
+def test_pitfall_notes_skip_model_eval_so_dropout_changes_every_map():
+    torch.manual_seed(0)
+    model = NeuralNetwork(10, [32, 16], 3, dropout_rate=0.5)
+    model.train()  # the state a training loop leaves it in; the notes never call eval()
+    x = torch.randn(1, 10)
+    first, second = notes_ig(model, x, 1), notes_ig(model, x, 1)
+    assert not torch.allclose(first, second)  # dropout masks differ between calls
+    a, b = integrated_gradients(model, x, 1), integrated_gradients(model, x, 1)
+    assert torch.equal(a, b) and model.training  # eval inside, the flag restored
+
+
+def test_pitfall_per_step_loop_costs_one_forward_pass_per_step_and_input():
+    torch.manual_seed(0)
+    model = NeuralNetwork(10, [16, 8], 3).eval()
+    calls = []
+    model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    x, base = torch.randn(4, 10), torch.zeros(4, 10)
+    loop_ig(model, x, [0, 1, 2, 0], base, "gausslegendre", 20)
+    assert len(calls) == 4 * 20 and set(calls) == {1}  # 80 passes of one point each
+    calls.clear()
+    integrated_gradients(model, x, [0, 1, 2, 0], base, n_steps=20, batch_size=40)
+    assert calls == [40, 40]  # the same 80 points in two passes
+
+
+def test_ig_default_batch_size_bounds_the_points_per_forward_pass():
+    from companion.interpret import IG_BATCH_SIZE
+
+    torch.manual_seed(0)
+    model = NeuralNetwork(10, [16, 8], 3).eval()
+    calls = []
+    model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    x = torch.randn(30, 10)
+    bounded = integrated_gradients(model, x, 0, n_steps=50)  # 1500 points
+    assert calls == [IG_BATCH_SIZE, 1500 - IG_BATCH_SIZE]
+    one_pass = integrated_gradients(model, x, 0, n_steps=50, batch_size=1500)
+    assert torch.allclose(bounded, one_pass, atol=1e-6)
+
+
+def test_gradcam_class_idx_still_works_with_a_deprecation_warning():
+    model, x = small_cnn(), images(2)
+    cam = GradCAM(model, model.relu3)
+    with pytest.warns(DeprecationWarning, match="use target"):
+        old = cam(x, class_idx=[0, 2])
+    assert torch.equal(old, cam(x, target=[0, 2]))
+    assert torch.equal(old, cam(x, [0, 2]))
+    with pytest.raises(TypeError, match="target only"):
+        cam(x, 0, class_idx=0)

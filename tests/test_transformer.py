@@ -482,3 +482,82 @@ BAD_ARGUMENTS = {
 def test_bad_arguments_raise_an_error_naming_the_argument(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+# ------------------------------------------------------------- the notes' attention, re-created
+def notes_attention(q, k, v, mask=None):
+    """The notes' ``scaled_dot_product_attention``: ``masked_fill(mask == 0, -1e9)``."""
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
+    if mask is not None:
+        scores = scores.masked_fill(mask == 0, -1e9)
+    weights = F.softmax(scores, dim=-1)
+    return weights @ v, weights
+
+
+def notes_multi_head(mha, query, key, value, mask=None):
+    """The notes' ``MultiHeadAttention.forward`` with the projections of ``mha``: the mask goes
+    to the (batch, heads, L_q, L_k) scores as it is, never unsqueezed for the heads."""
+    batch = query.size(0)
+
+    def split(x):
+        return x.view(batch, -1, mha.num_heads, mha.d_k).transpose(1, 2)
+
+    out, weights = notes_attention(
+        split(mha.w_q(query)), split(mha.w_k(key)), split(mha.w_v(value)), mask
+    )
+    out = out.transpose(1, 2).contiguous().view(batch, -1, mha.d_model)
+    return mha.w_o(out), weights
+
+
+def test_pitfall_notes_masked_fill_minus_1e9_overflows_fp16_and_fully_masked_rows_go_uniform():
+    x = randn(1, 3, 4, seed=3)
+    # Row 0 may see key 0, row 1 nothing (a padding query), row 2 everything.
+    mask = torch.tensor([[True, False, False], [False, False, False], [True, True, True]])
+    half = x.half()
+    with pytest.raises(RuntimeError, match="overflow"):  # -1e9 is not a float16 (max 65504)
+        notes_attention(half, half, half, mask)
+    out16, w16 = scaled_dot_product_attention(half, half, half, mask)
+    assert out16.dtype == torch.float16 and torch.isfinite(out16).all()
+    assert torch.all(w16[0, 1] == 0) and w16[0, 0, 0] == 1
+    # float32: the fully masked row silently attends uniformly to keys it must not see ...
+    _, notes_w = notes_attention(x, x, x, mask)
+    assert max_diff(notes_w[0, 1], torch.full((3,), 1 / 3)) <= 1e-6
+    # ... and with -inf instead of -1e9 it is 0/0 = NaN.
+    scores = (x @ x.transpose(-2, -1) / 2).masked_fill(~mask, float("-inf"))
+    assert torch.isnan(scores.softmax(-1)[0, 1]).all()
+    # The fix: the most negative finite number, and the fully masked row zeroed.
+    out, w = scaled_dot_product_attention(x, x, x, mask)
+    assert torch.all(w[0, 1] == 0) and torch.all(out[0, 1] == 0)
+    assert max_diff(w[0, [0, 2]], notes_w[0, [0, 2]]) <= 1e-6  # other rows agree
+
+
+def test_pitfall_notes_positional_encoding_crashes_for_odd_d_model():
+    with pytest.raises(RuntimeError, match="size"):  # 4 cosines for 3 odd columns
+        NotesPositionalEncoding(7, max_len=10)
+    ours = PositionalEncoding(7, max_len=10)
+    assert ours.pe.shape == (1, 10, 7)
+    assert max_diff(ours.pe[0].double(), sinusoidal_encoding(10, 7)) <= 1e-7
+    last = torch.sin(torch.arange(10.0, dtype=torch.float64) / 10000 ** (6 / 7))
+    assert max_diff(sinusoidal_encoding(10, 7)[:, 6], last) <= 1e-12  # the extra column: a sine
+
+
+def test_pitfall_notes_per_sequence_mask_is_applied_per_head_when_batch_equals_heads():
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(8, 2).eval()  # 2 heads
+    x = randn(2, 4, 8, seed=5)  # 2 sequences: batch == heads
+    mask = torch.ones(2, 4, 4, dtype=torch.bool)
+    mask[0, :, 2:] = False  # sequence 0 ends in two padding tokens; sequence 1 has none
+    notes_out, notes_w = notes_multi_head(mha, x, x, x, mask)  # no error
+    # (B, L, L) broadcasts against (B, H, L, L) as (1, B, L, L): the mask of sequence h is
+    # applied to head h of every sequence.
+    assert torch.all(notes_w[1, 0, :, 2:] == 0)  # sequence 1 loses two real tokens in head 0
+    assert torch.all(notes_w[0, 1, :, 2:] > 0)  # sequence 0 reads its padding in head 1
+    ours_out, ours_w = mha(x, x, x, mask)
+    assert torch.all(ours_w[0, :, :, 2:] == 0) and torch.all(ours_w[1] > 0)
+    alone, _ = mha(x[:1, :2], x[:1, :2], x[:1, :2])  # sequence 0 without its padding
+    assert max_diff(ours_out[0, :2], alone[0]) <= TOL
+    assert max_diff(notes_out, ours_out) > 0.01
+    fixed, _ = notes_multi_head(mha, x, x, x, mask.unsqueeze(1))  # the fix: one mask per head
+    assert max_diff(fixed, ours_out) <= TOL
+    with pytest.raises(RuntimeError):  # batch != heads: at least this one fails loudly
+        notes_multi_head(mha, randn(3, 4, 8), randn(3, 4, 8), randn(3, 4, 8), mask[[0, 1, 1]])
