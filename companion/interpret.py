@@ -162,7 +162,7 @@ class GradCAM:
     :math:`[0, 1]` (a map that is zero everywhere stays zero, never NaN).
 
     The layer's output is captured by a forward hook that exists only during a call (it is
-    registered at the start of :meth:`__call__` and removed in a ``finally``, so no hook is
+    registered when ``cam(x, target)`` starts and removed in a ``finally``, so no hook is
     left on the model, even after an error), and its gradient is taken with
     :func:`torch.autograd.grad`, which is exact whatever the layer computes (the deprecated
     ``Module.register_backward_hook`` of the original notes is not) and leaves the ``.grad``
