@@ -388,6 +388,20 @@ def rosenbrock(p, a: float = 1.0, b: float = 100.0):
     return (a - p[0]) ** 2 + b * (p[1] - p[0] ** 2) ** 2
 
 
+def _check_path_arguments(f, start, make_optimizer, steps):
+    """Validate what :func:`optimization_path` and :func:`learning_rate_sweep` share.
+
+    Returns ``start`` as a finite 1-D float array and ``steps`` as a positive int.
+    """
+    if not callable(f) or not callable(make_optimizer):
+        raise TypeError("f and make_optimizer must be callable")
+    start = _validate.float_array(start, "start")
+    if start.ndim != 1 or start.size == 0:
+        raise ValueError(f"start must be a 1-D point; got shape {start.shape}")
+    _validate.finite(start, "start")
+    return start, _validate.positive_int(steps, "steps")
+
+
 def optimization_path(f, start, make_optimizer, steps: int):
     r"""Minimise ``f`` from ``start`` with an optimiser; return every iterate.
 
@@ -419,13 +433,7 @@ def optimization_path(f, start, make_optimizer, steps: int):
     ValueError
         If ``start`` is not a finite 1-D array or ``steps`` is not a positive int.
     """
-    if not callable(f) or not callable(make_optimizer):
-        raise TypeError("f and make_optimizer must be callable")
-    start = _validate.float_array(start, "start")
-    if start.ndim != 1 or start.size == 0:
-        raise ValueError(f"start must be a 1-D point; got shape {start.shape}")
-    _validate.finite(start, "start")
-    steps = _validate.positive_int(steps, "steps")
+    start, steps = _check_path_arguments(f, start, make_optimizer, steps)
     theta = torch.tensor(start, dtype=torch.float64, requires_grad=True)
     optimizer = make_optimizer([theta])
     if not isinstance(optimizer, torch.optim.Optimizer):
@@ -480,13 +488,7 @@ def learning_rate_sweep(f, start, make_optimizer, learning_rates, steps: int):
         If ``start`` is not a finite 1-D array, ``steps`` is not a positive int, ``learning_rates``
         is empty or a rate is not positive, or ``f`` does not return one value per point.
     """
-    if not callable(f) or not callable(make_optimizer):
-        raise TypeError("f and make_optimizer must be callable")
-    start = _validate.float_array(start, "start")
-    if start.ndim != 1 or start.size == 0:
-        raise ValueError(f"start must be a 1-D point; got shape {start.shape}")
-    _validate.finite(start, "start")
-    steps = _validate.positive_int(steps, "steps")
+    start, steps = _check_path_arguments(f, start, make_optimizer, steps)
     rates = [_validate.positive_float(lr, "learning_rates") for lr in learning_rates]
     if not rates:
         raise ValueError("learning_rates is empty: give at least one rate")

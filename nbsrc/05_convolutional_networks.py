@@ -655,7 +655,9 @@ def shapes_mlp():
     return NeuralNetwork(32 * 32, [256, 128], 3, dropout_rate=0.3)
 
 
-runs = [train_shapes_cnn(s, model=shapes_mlp)[0] for s in range(3)]
+# (trainer, (images, labels, boxes)) per seed; the data serve again below
+shape_runs = [train_shapes_cnn(s, model=shapes_mlp) for s in range(3)]
+runs = [trainer for trainer, _ in shape_runs]
 mlp_val = [run.history["val_acc"][-1] for run in runs]
 mlp_train = [run.history["train_acc"][-1] for run in runs]
 cnn = shapes_trainer.model
@@ -697,8 +699,7 @@ def accuracy_when_rolled(model, images, labels):
 
 
 rolled_mlp = []  # one row per seed: accuracy at each shift
-for s, run in enumerate(runs):
-    seen, seen_labels, _ = make_shapes(3000, size=32, seed=s)
+for s, (run, (seen, seen_labels, _)) in enumerate(shape_runs):
     seen, seen_labels = seen[:800], seen_labels[:800]  # from its training set
     rolled_mlp.append(accuracy_when_rolled(run.model, seen, seen_labels))
     if s == 0:
