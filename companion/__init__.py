@@ -93,7 +93,7 @@ from .transformer import (
     scaled_dot_product_attention,
     sinusoidal_encoding,
 )
-from .utils import get_device, mean_range, seed_everything
+from .utils import executed_with, get_device, mean_range, seed_everything, use_device
 
 __version__ = "0.1.0"
 
@@ -162,6 +162,8 @@ __all__ = [
     "Perceptron",
     "Trainer",
     "get_device",
+    "use_device",
+    "executed_with",
     "gradient_check",
     "layer_statistics",
     "heaviside",

@@ -3,27 +3,41 @@
 from __future__ import annotations
 
 import os
+import platform
 import random
+import sys
 
 import numpy as np
 import torch
 
 from . import _validate
 
-__all__ = ["seed_everything", "get_device", "mean_range"]
+__all__ = ["seed_everything", "get_device", "use_device", "mean_range", "executed_with"]
+
+_default_device: torch.device | None = None
 
 
-def seed_everything(seed: int = 0) -> int:
-    """Seed every random number generator the book uses.
+def seed_everything(seed: int = 0, *, threads: int | None = 1) -> int:
+    r"""Seed every random number generator the book uses, and fix PyTorch's CPU thread count.
 
     Seeds Python's ``random`` module, NumPy's legacy global generator, PyTorch on the CPU and on
     every CUDA device, and sets ``PYTHONHASHSEED`` for subprocesses. After ``seed_everything(s)``
     the same code draws the same numbers.
 
+    The thread count matters too: PyTorch splits a CPU reduction (a matrix product, a sum, a
+    convolution) among its intra-op threads, so with :math:`T` threads a sum
+    :math:`\sum_i a_i` is added in :math:`T` partial sums, rounded differently. After thousands
+    of training steps those last bits become different printed numbers (chapter 7's Fréchet
+    distance 6.18 with one thread, 8.73 with two). ``threads=1`` (the default) makes a laptop
+    with sixteen cores and Colab's two compute what the book shows; the book's models are
+    small, and one thread is as fast for them.
+
     Parameters
     ----------
     seed : int
         A non-negative integer below :math:`2^{32}` (NumPy's limit).
+    threads : int or None, default 1
+        Passed to :func:`torch.set_num_threads`; ``None`` leaves PyTorch's setting as it is.
 
     Returns
     -------
@@ -33,13 +47,15 @@ def seed_everything(seed: int = 0) -> int:
     Raises
     ------
     TypeError
-        If ``seed`` is not an integer.
+        If ``seed`` or ``threads`` is not an integer.
     ValueError
-        If ``seed`` is negative or does not fit in 32 bits.
+        If ``seed`` is negative or does not fit in 32 bits, or ``threads`` is below 1.
     """
     seed = _validate.nonnegative_int(seed, "seed")
     if seed >= 2**32:
         raise ValueError(f"seed must be below 2**32 (NumPy's limit); got {seed}")
+    if threads is not None:
+        torch.set_num_threads(_validate.positive_int(threads, "threads"))
     random.seed(seed)
     np.random.seed(seed)  # noqa: NPY002 (the legacy global generator is what we seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
@@ -57,9 +73,10 @@ def get_device(prefer: str | torch.device | None = None) -> torch.device:
     Parameters
     ----------
     prefer : str or torch.device, optional
-        ``None`` (default) picks ``cuda`` if available, otherwise ``cpu`` (MPS is never picked
-        unasked: its results differ from the CPU's in the last digits, and the book's printed
-        numbers are CPU numbers). ``"cpu"`` forces the CPU; ``"cuda"`` or ``"cuda:N"`` asks for a
+        ``None`` (default) picks the device set by :func:`use_device` if one was set, else
+        ``cuda`` if available, otherwise ``cpu`` (MPS is never picked unasked: its results
+        differ from the CPU's in the last digits, and the book's printed numbers are CPU
+        numbers). ``"cpu"`` forces the CPU; ``"cuda"`` or ``"cuda:N"`` asks for a
         GPU, ``"mps"`` (or ``"mps:0"``) for the GPU of an Apple-silicon Mac; both fail clearly
         when the device is not there.
 
@@ -76,6 +93,8 @@ def get_device(prefer: str | torch.device | None = None) -> torch.device:
         it. The message names ``prefer`` and lists the valid values.
     """
     if prefer is None:
+        if _default_device is not None:
+            return _default_device
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if not isinstance(prefer, (str, torch.device)):
         raise TypeError(
@@ -103,6 +122,66 @@ def get_device(prefer: str | torch.device | None = None) -> torch.device:
         if device.index not in (None, 0):
             raise ValueError(f"prefer={prefer!r}: MPS has a single device, 'mps' or 'mps:0'")
     return device
+
+
+def use_device(prefer: str | torch.device | None) -> torch.device:
+    """Set the device that :func:`get_device` (and so every ``Trainer``) picks by default.
+
+    The chapters call ``use_device("cpu")`` in their first cell: their printed numbers are CPU
+    numbers, and a GPU computes the same maths with other rounding. A reader on a GPU runtime
+    who changes it to ``"cuda"`` trains there; the asserts still hold, the last digits differ.
+
+    Parameters
+    ----------
+    prefer : str, torch.device or None
+        Anything :func:`get_device` accepts; ``None`` restores the automatic choice (CUDA when
+        present, else the CPU).
+
+    Returns
+    -------
+    torch.device
+        The device now picked by default.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`get_device`, which checks ``prefer``.
+    """
+    global _default_device
+    _default_device = None if prefer is None else get_device(prefer)
+    return get_device()
+
+
+def executed_with() -> str:
+    """One line saying what ran a chapter: Python, torch, NumPy, threads, device and CPU.
+
+    Each chapter ends with it, so a reader whose numbers differ in the last digits can see
+    whether a different version, thread count, device or processor explains it.
+
+    Returns
+    -------
+    str
+        E.g. ``"Executed with Python 3.11.7, torch 2.5.1, NumPy 2.1.3; 1 CPU thread, device
+        cpu (AMD EPYC)"``.
+    """
+    threads = torch.get_num_threads()
+    return (
+        f"Executed with Python {platform.python_version()}, torch {torch.__version__}, "
+        f"NumPy {np.__version__}; {threads} CPU thread{'s' if threads != 1 else ''}, "
+        f"device {get_device()} ({_processor_name()})"
+    )
+
+
+def _processor_name() -> str:
+    """The CPU's model name where the system tells it (Linux, macOS), else its architecture."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or sys.platform
 
 
 def mean_range(values, fmt: str = ".3f") -> str:

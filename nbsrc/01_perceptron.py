@@ -31,7 +31,8 @@ except ImportError:  # on Colab: install the book's package, once
     subprocess.check_call([*PIP, f"git+{REPOSITORY}@main"])
     import companion
 
-SEED = companion.seed_everything(0)
+SEED = companion.seed_everything(0)  # seeds everything, and one CPU thread
+DEVICE = companion.use_device("cpu")  # the book's numbers are CPU numbers
 
 # %%
 import warnings
@@ -536,3 +537,6 @@ assert min(margins["jittered"]) > 0.15 and max(margins["bare corners"]) == 0
 # - The perceptron rule provably converges on linearly separable data, within $(R/\gamma)^2$
 #   mistakes, and never converges on XOR.
 # - A hidden layer fixes XOR, but training it needs gradients, hence differentiable activations.
+
+# %% tags=["nbval-ignore-output"]
+print(companion.executed_with())

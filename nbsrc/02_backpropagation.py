@@ -29,7 +29,8 @@ except ImportError:  # on Colab: install the book's package, once
     subprocess.check_call([*PIP, f"git+{REPOSITORY}@main"])
     import companion
 
-SEED = companion.seed_everything(0)
+SEED = companion.seed_everything(0)  # seeds everything, and one CPU thread
+DEVICE = companion.use_device("cpu")  # the book's numbers are CPU numbers
 
 # %%
 import warnings
@@ -784,3 +785,6 @@ assert gain_ratio.min() > 5 * tanh_glorot.max()
 # - In PyTorch, `backward` accumulates into `.grad`: clear it with `zero_grad` before each step.
 #   Initialise with Glorot for tanh and He for ReLU; the wrong scale makes the signal vanish or
 #   explode with depth. Chapter 3 hands the bookkeeping to PyTorch and studies training itself.
+
+# %% tags=["nbval-ignore-output"]
+print(companion.executed_with())

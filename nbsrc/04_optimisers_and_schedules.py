@@ -28,7 +28,8 @@ except ImportError:  # on Colab: install the book's package from its repository,
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}@main"])
     import companion
 
-SEED = companion.seed_everything(0)
+SEED = companion.seed_everything(0)  # seeds everything, and one CPU thread
+DEVICE = companion.use_device("cpu")  # the book's numbers are CPU numbers
 
 # %%
 import math
@@ -185,7 +186,7 @@ def train_network(make_optimizer, seed=0, epochs=8, dtype=torch.float64):
     seed_everything(seed)
     model = NeuralNetwork(10, [64, 32], 3, dropout_rate=0.2).to(dtype)
     loaders = train_val_loaders(X.to(dtype), y, seed=seed)  # 800 / 200, 32
-    trainer = Trainer(model, device="cpu")
+    trainer = Trainer(model, device=DEVICE)
     optimizer = make_optimizer(model.parameters())
     trainer.fit(*loaders, epochs, optimizer=optimizer, progress=False)
     return trainer
@@ -868,3 +869,6 @@ for argument, make, good in [
 # - Warm-up protects the first steps, cosine annealing ends training at a small rate, and
 #   restarts begin new cycles; both schedules plug into any optimiser, set the first step's rate
 #   before it is taken and resume from a checkpoint — two things the notes' versions got wrong.
+
+# %% tags=["nbval-ignore-output"]
+print(companion.executed_with())

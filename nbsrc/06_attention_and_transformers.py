@@ -29,7 +29,8 @@ except ImportError:  # on Colab: install the book's package from its repository,
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}@main"])
     import companion
 
-SEED = companion.seed_everything(0)
+SEED = companion.seed_everything(0)  # seeds everything, and one CPU thread
+DEVICE = companion.use_device("cpu")  # the book's numbers are CPU numbers
 
 # %%
 
@@ -492,7 +493,7 @@ def train_reverser(positional_encoding, notes=False):
     optimizer = Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9)
     scheduler = NoamLR(optimizer, d_model=64, warmup_steps=400, scale=0.5)
     assert np.isclose(optimizer.param_groups[0]["lr"], 0.5 * 64**-0.5 * 400**-1.5)
-    trainer = Trainer(model, device="cpu")
+    trainer = Trainer(model, device=DEVICE)
     trainer.fit(
         loader, test_loader, 8, optimizer=optimizer, scheduler=scheduler,
         scheduler_step="batch", progress=False,
@@ -595,14 +596,16 @@ for name, (per_token, exact) in ablations.items():
     print(f"{name:>25}: per-token {per_token:.1%}, exact-sequence {exact:.1%}")
 assert np.allclose(ablations["none (control)"], results["with positional encoding"])
 layer1, layer2 = ablations["layer 1 sees only itself"], ablations["layer 2 sees only itself"]
-assert layer1[0] > 0.85 and layer1[1] < 0.9  # most tokens survive, many sequences do not
+assert layer1[0] > 0.5 and layer1[1] < 0.9  # most tokens survive, many sequences do not
 assert layer2[0] < 0.15  # near the 1/16 of guessing
 
 # %% [markdown]
 # Without the second layer's attention the model is back to guessing: the reversal happens
-# there. Without the first layer's, most tokens are still right but many sequences get at
-# least one wrong: what the first layer gathers across positions helps, but is not the core of
-# the solution. (These are the measurements of one trained model.)
+# there. Without the first layer's, most tokens are still right (more than half, asserted) but
+# many sequences get at least one wrong: what the first layer gathers across positions helps,
+# but is not the core of the solution. How much it helps varies between training runs: the
+# same seed on another CPU, whose arithmetic rounds differently in the last bits, can train a
+# model that keeps far fewer tokens here, so the asserts claim only what held on each.
 #
 # ## Summary
 #
@@ -618,3 +621,6 @@ assert layer2[0] < 0.15  # near the 1/16 of guessing
 #   that meets the head index are fixed in `companion` and shown above.
 # - A two-layer Transformer learns to reverse sequences perfectly, and is helpless without
 #   positional encoding; its attention maps show the anti-diagonal it learned.
+
+# %% tags=["nbval-ignore-output"]
+print(companion.executed_with())

@@ -28,7 +28,8 @@ except ImportError:  # on Colab: install the book's package from its repository,
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}@main"])
     import companion
 
-SEED = companion.seed_everything(0)
+SEED = companion.seed_everything(0)  # seeds everything, and one CPU thread
+DEVICE = companion.use_device("cpu")  # the book's numbers are CPU numbers
 
 # %%
 import matplotlib.pyplot as plt
@@ -61,7 +62,8 @@ from companion import (
 # data (`train_seed_mlp`, the same way), where we *know* the answer: only features
 # $x_0, x_1, x_2$ decide the class.
 
-# %%
+# %% tags=["nbval-ignore-output"]
+# Output varies in the last digits across CPU models; the asserts carry the claims.
 shapes_trainer, (images, labels, boxes) = train_shapes_cnn(seed=0)
 cnn = shapes_trainer.model.eval()
 test_images, test_labels, test_boxes = images[2400:], labels[2400:], boxes[2400:]
@@ -71,7 +73,7 @@ X, y = make_seed_dataset()
 mlp_trainer = train_seed_mlp(seed=0)  # chapter 3's recipe: Adam 1e-2, cosine over 100 epochs
 mlp = mlp_trainer.model.eval()
 print(f"seed-data MLP: {mlp_trainer.history['val_acc'][-1]:.1%} on the 200 validation points")
-assert shapes_trainer.history["val_acc"][-1] >= 0.95 and mlp_trainer.history["val_acc"][-1] >= 0.98
+assert shapes_trainer.history["val_acc"][-1] >= 0.95 and mlp_trainer.history["val_acc"][-1] >= 0.97
 
 # %% [markdown]
 # ## Grad-CAM
@@ -325,8 +327,10 @@ assert np.mean(correlations) < 0.5
 # Two of these give wrong numbers without any error, so we run the notes' IG (their method as
 # a function, its loop, rule and indexing kept) on the MLP: on a batch of five it attributes
 # nothing to four of them, and on single inputs its endpoint weights leave a larger
-# completeness error than the trapezoid rule at the same 50 steps (asserted: at least 1.5
-# times).
+# completeness error than the trapezoid rule at the same 50 steps, over the 200 validation
+# points (asserted: at least 1.3 times; a ReLU network's gradient jumps along the path, so
+# the trapezoid rule is not exact either, and how much the endpoints cost depends on the
+# trained weights; the margin was chosen after measuring MLPs trained with four seeds).
 
 
 # %% tags=["nbval-ignore-output"]
@@ -350,15 +354,15 @@ batch_gap = completeness_error(mlp, five, 1, batch_notes)
 print(f"notes' IG on a batch of 5: {silent} get no attribution at all; "
       f"completeness error {batch_gap:.0%}")  # fmt: skip
 assert silent == 4 and batch_gap > 0.5
-demo_x, demo_y = X[800:820], y[800:820]
-per_input = [notes_ig(mlp, demo_x[i : i + 1], int(demo_y[i])) for i in range(20)]
+demo_x, demo_y = X[800:], y[800:]
+per_input = [notes_ig(mlp, demo_x[i : i + 1], int(demo_y[i])) for i in range(200)]
 notes_gap = completeness_error(mlp, demo_x, demo_y, torch.cat(per_input))
 rule = "riemann_trapezoid"
 trapezoid = integrated_gradients(mlp, demo_x, demo_y, n_steps=50, method=rule)
 trapezoid_gap = completeness_error(mlp, demo_x, demo_y, trapezoid)
 print(f"50 steps, one input at a time: notes' rule {notes_gap:.2%}, "
       f"trapezoid {trapezoid_gap:.2%}")  # fmt: skip
-assert notes_gap > 1.5 * trapezoid_gap
+assert notes_gap > 1.3 * trapezoid_gap
 #
 # How well does completeness hold? Per input, the relative error
 # $|\sum_i \operatorname{IG}_i - \Delta| / |\Delta|$ is not a fair measure: for inputs where
@@ -418,8 +422,9 @@ for name, *_ in cases:
     line = ", ".join(f"{m} {slopes[name, m]:.2f}" for m in methods)
     print(f"{name}: log-log slope of the error over n_steps: {line}")
 assert all(errors[name, "gausslegendre"][-1] <= 0.01 for name, *_ in cases)
-assert 0.005 < cnn_zero < 0.02 and cnn_blurred < 0.8 * cnn_zero
-assert all(-1.6 < slope < -0.8 for slope in slopes.values())
+shorter = (cnn_x - cnn_blur).flatten(1).norm(dim=1) < cnn_x.flatten(1).norm(dim=1)
+assert cnn_zero < 0.02 and bool(shorter.all())
+assert all(-1.6 < slope < -0.6 for slope in slopes.values())
 
 # %% [markdown]
 # At 50 steps Gauss–Legendre integrates to under 1 % (dashed line) on both models. For a smooth
@@ -429,12 +434,14 @@ assert all(-1.6 < slope < -0.8 for slope in slopes.values())
 # linear* along the path, so the integrand $\partial F / \partial x_i$ is piecewise *constant*,
 # jumping wherever a unit switches on or off or a pooling window changes its maximum. A jump
 # between two nodes costs every rule an error of order $1/n$, whatever its order: all five rules
-# fall with a log-log slope near $-1$ (printed above; asserted between $-1.6$ and $-0.8$, far
+# fall with a log-log slope near $-1$ (printed above; asserted between $-1.6$ and $-0.6$, far
 # from the $-2$ that trapezoid and midpoint would reach on a smooth integrand).
 # The CNN has many such units; from the all-black (zero) baseline its path is long and crosses
-# many of them, and 50 steps leave about 1 % error. The blurred image is a closer, more natural
-# "absence of the shape" and lowers the error by the fraction printed above (asserted: at least
-# 20 %).
+# many of them, and 50 steps leave an error of up to about 1 % (asserted: below 2 %). The
+# blurred image is a closer, more natural "absence of the shape": its path is shorter for every
+# image (asserted). Whether that lowers the error depends on the trained weights: for this model
+# it changes by the fraction printed above, but a CNN trained with another seed showed no
+# change at all. So no assert claims it, and neither should a reader.
 #
 # ## SHAP
 #
@@ -535,7 +542,8 @@ assert min(rho_pixels_random["IG"]) > mean_rho(trained_expl["IG"], pixels)
 # validation points, towards each point's true class. The data were made from $x_0, x_1, x_2$
 # alone; a trustworthy method must say so.
 
-# %%
+# %% tags=["nbval-ignore-output"]
+# Output varies in the last digits across CPU models; the asserts carry the claims.
 ig_mlp = integrated_gradients(mlp, X_val, y_val, n_steps=50).abs().mean(0)
 shap_mlp = mlp_values[torch.arange(len(y_val)), :, y_val].abs().mean(0)
 fig, ax = plt.subplots(figsize=(8, 3.4))
@@ -609,3 +617,6 @@ plt.show()
 # - SHAP: Shapley values via DeepExplainer; additivity to $10^{-4}$; features $x_0, x_1, x_2$
 #   dominate, as they must; it passes the randomisation check.
 # - Completeness and additivity hold for any model: they test the code, not the explanation.
+
+# %% tags=["nbval-ignore-output"]
+print(companion.executed_with())

@@ -33,7 +33,8 @@ except ImportError:  # on Colab: install the book's package from its repository,
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}@main"])
     import companion
 
-SEED = companion.seed_everything(0)
+SEED = companion.seed_everything(0)  # seeds everything, and one CPU thread
+DEVICE = companion.use_device("cpu")  # the book's numbers are CPU numbers
 
 # %%
 import textwrap
@@ -671,7 +672,8 @@ assert scratch_curve.max() < 0.30  # scratch: near guessing up to k = 10
 # **5** glyph classes (`glyphs5`), and on the 100 classes drawn on a **clean** canvas
 # (`glyphs100_clean`). Each is probed with five labels per class, as above:
 
-# %%
+# %% tags=["nbval-ignore-output"]
+# Output varies in the last digits across CPU models; the asserts carry the claims.
 weak = {}
 for source in ("glyphs5", "glyphs100_clean"):
     accuracies = []
@@ -725,3 +727,6 @@ assert min(weak.values()) - scratch5.mean() >= 0.20  # ... and both still far be
 #   a little from 5 labels per class on; scratch catches up as the labels grow.
 # - A good source has many classes and the target's nuisances; a source task solved almost
 #   perfectly (5 classes) or without the nuisance (no noise) transfers worse.
+
+# %% tags=["nbval-ignore-output"]
+print(companion.executed_with())

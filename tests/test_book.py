@@ -54,6 +54,17 @@ def test_colab_cell_installs_from_the_configured_repository(name):
     assert urls == [CONFIG["repository"]["url"]], "the Colab cell must use _config.yml's URL"
     assert "except ImportError" in cell, "install only when companion is not importable"
     assert "seed_everything(0)" in cell
+    assert 'use_device("cpu")' in cell, "chapters compute on the CPU unless the reader changes it"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_chapter_ends_by_saying_what_executed_it(name):
+    nb = json.loads((ROOT / "book" / f"{name}.ipynb").read_text())
+    last = [c for c in nb["cells"] if c["cell_type"] == "code"][-1]
+    assert "".join(last["source"]) == "print(companion.executed_with())"
+    assert "nbval-ignore-output" in last["metadata"].get("tags", [])
+    text = "".join("".join(o.get("text", "")) for o in last["outputs"])
+    assert text.startswith("Executed with Python "), f"{name}: run make notebooks"
 
 
 @pytest.mark.parametrize("name", CHAPTERS)

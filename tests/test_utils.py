@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from companion.utils import get_device, mean_range, seed_everything
+from companion.utils import executed_with, get_device, mean_range, seed_everything, use_device
 
 
 def draw():
@@ -24,6 +24,52 @@ def test_seed_everything_makes_every_generator_repeat():
 def test_seed_everything_rejects_bad_seed(bad, error):
     with pytest.raises(error, match="seed"):
         seed_everything(bad)
+
+
+def test_seed_everything_fixes_the_thread_count_unless_told_not_to():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        seed_everything(0)
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        seed_everything(0, threads=None)
+        assert torch.get_num_threads() == 2
+        seed_everything(0, threads=3)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (1.5, TypeError)])
+def test_seed_everything_rejects_bad_threads(bad, error):
+    with pytest.raises(error, match="threads"):
+        seed_everything(0, threads=bad)
+
+
+def test_use_device_sets_what_get_device_picks_and_none_restores_the_default():
+    automatic = get_device()
+    try:
+        assert use_device("cpu") == torch.device("cpu")
+        assert get_device() == torch.device("cpu")
+        assert get_device("cpu") == torch.device("cpu")  # an explicit choice still wins
+    finally:
+        assert use_device(None) == automatic
+    assert get_device() == automatic
+
+
+def test_use_device_checks_its_argument_like_get_device():
+    with pytest.raises(ValueError, match="prefer"):
+        use_device("tpu")
+    assert get_device() == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_executed_with_names_versions_threads_and_device():
+    line = executed_with()
+    assert line.startswith("Executed with Python ")
+    assert f"torch {torch.__version__}" in line and f"NumPy {np.__version__}" in line
+    assert f"{torch.get_num_threads()} CPU thread" in line
+    assert f"device {get_device()}" in line
 
 
 def test_get_device_defaults_to_cuda_when_present_else_cpu():
