@@ -168,6 +168,40 @@ def bench_conv(batch=32, channels=(16, 32), size=32, kernel=3):
     return [(label, ours, "F.conv2d (teaching code: no target)", ref)]
 
 
+def bench_channels_last(batch=64, size=32):
+    """A training step's forward and backward pass of chapter 5's shapes network, whose
+    ``features`` lays the first feature maps out channels last, against the same layers in the
+    default (NCHW) layout; and max-pooling alone in both layouts. Target: ratio <= 0.9."""
+    torch.manual_seed(0)
+    model = ConvolutionalNN(1, 3, channels=(16, 32, 64), dropout_rate=0.3, input_size=size)
+    x = torch.randn(batch, 1, size, size)
+
+    def nchw_features(x):  # the layers of ConvolutionalNN.features without the layout change
+        x = model.pool1(model.relu1(model.conv1(x)))
+        x = model.pool2(model.relu2(model.conv2(x)))
+        return model.pool3(model.relu3(model.conv3(x)))
+
+    def step(features):
+        def run():
+            model.zero_grad()
+            h = model.resize(features(x)).flatten(1)
+            model.fc3(model.relu5(model.fc2(model.relu4(model.fc1(h))))).sum().backward()
+
+        return run
+
+    ours = best_of(step(model.features), repeat=5)
+    ref = best_of(step(nchw_features), repeat=5)
+    label = f"shapes CNN fwd+bwd, {batch}x1x{size}x{size}, channels last (target <= 0.9)"
+    maps = torch.randn(batch, 16, size, size)
+    last = maps.contiguous(memory_format=torch.channels_last)
+    pool_last = best_of(lambda: torch.max_pool2d(last, 2), repeat=5)
+    pool_nchw = best_of(lambda: torch.max_pool2d(maps, 2), repeat=5)
+    return [
+        (label, ours, "the same layers, NCHW", ref),
+        (f"max_pool2d 2x2, {batch}x16x{size}x{size}, channels last", pool_last, "NCHW", pool_nchw),
+    ]
+
+
 def bench_integrated_gradients(n_steps=50):
     """Our batched Integrated Gradients against the notes' loop of one pass per step.
 
@@ -214,6 +248,7 @@ def main():
         + bench_optimizers()
         + bench_attention()
         + bench_conv()
+        + bench_channels_last()
         + bench_integrated_gradients()
     )
     width = max(len(r[0]) for r in rows)

@@ -212,8 +212,17 @@ class ConvolutionalNN(nn.Module):
         self.fc3 = nn.Linear(h2, self.num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The three convolutional blocks: feature maps of shape (batch, C3, H/8, W/8)."""
-        x = self.pool1(self.relu1(self.conv1(x)))
+        """The three convolutional blocks: feature maps of shape (batch, C3, H/8, W/8).
+
+        The first convolution's output is laid out *channels last* (NHWC in memory; its shape
+        and values are unchanged), and the layers after it keep that layout. They compute the
+        same maths, with sums in another order (so other last bits), and PyTorch's CPU
+        max-pooling is about ten times faster in that layout than in the default NCHW one
+        (``make bench`` measures the training step of the shapes network both ways). The
+        input itself is not converted: with one channel both layouts are the same memory.
+        """
+        x = self.conv1(x).contiguous(memory_format=torch.channels_last)
+        x = self.pool1(self.relu1(x))
         x = self.pool2(self.relu2(self.conv2(x)))
         return self.pool3(self.relu3(self.conv3(x)))
 

@@ -710,7 +710,7 @@ for k, column in zip(SHIFTS, rolled_mlp.T, strict=True):
     print(f"rolled by {k}: MLP {mean_range(column, '.1%')}", end="")
     print(f", CNN (seed 0) {cnn_row[SHIFTS.index(k)]:.1%}")
 assert rolled_mlp[:, 0].min() > 0.95 and rolled_mlp[:, 2].max() < 0.75
-assert min(cnn_row) > 0.95
+assert min(cnn_row) > 0.9  # a few points at most, where the MLP loses 40
 
 # %% [markdown]
 # Two pixels are enough to take the MLP from its training accuracy to near its validation

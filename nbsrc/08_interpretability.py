@@ -327,8 +327,8 @@ assert np.mean(correlations) < 0.5
 # Two of these give wrong numbers without any error, so we run the notes' IG (their method as
 # a function, its loop, rule and indexing kept) on the MLP: on a batch of five it attributes
 # nothing to four of them, and on single inputs its endpoint weights leave a larger
-# completeness error than the trapezoid rule at the same 50 steps, over the 200 validation
-# points (asserted: at least 1.3 times; a ReLU network's gradient jumps along the path, so
+# completeness error than the trapezoid rule at the same 50 steps, over 100 validation
+# points (asserted: at least 1.5 times; a ReLU network's gradient jumps along the path, so
 # the trapezoid rule is not exact either, and how much the endpoints cost depends on the
 # trained weights; the margin was chosen after measuring MLPs trained with four seeds).
 
@@ -354,15 +354,15 @@ batch_gap = completeness_error(mlp, five, 1, batch_notes)
 print(f"notes' IG on a batch of 5: {silent} get no attribution at all; "
       f"completeness error {batch_gap:.0%}")  # fmt: skip
 assert silent == 4 and batch_gap > 0.5
-demo_x, demo_y = X[800:], y[800:]
-per_input = [notes_ig(mlp, demo_x[i : i + 1], int(demo_y[i])) for i in range(200)]
+demo_x, demo_y = X[800:900], y[800:900]
+per_input = [notes_ig(mlp, demo_x[i : i + 1], int(demo_y[i])) for i in range(100)]
 notes_gap = completeness_error(mlp, demo_x, demo_y, torch.cat(per_input))
 rule = "riemann_trapezoid"
 trapezoid = integrated_gradients(mlp, demo_x, demo_y, n_steps=50, method=rule)
 trapezoid_gap = completeness_error(mlp, demo_x, demo_y, trapezoid)
 print(f"50 steps, one input at a time: notes' rule {notes_gap:.2%}, "
       f"trapezoid {trapezoid_gap:.2%}")  # fmt: skip
-assert notes_gap > 1.3 * trapezoid_gap
+assert notes_gap > 1.5 * trapezoid_gap
 #
 # How well does completeness hold? Per input, the relative error
 # $|\sum_i \operatorname{IG}_i - \Delta| / |\Delta|$ is not a fair measure: for inputs where

@@ -121,8 +121,10 @@ def test_pitfall_register_backward_hook_warns_and_its_grad_input_is_not_the_modu
 
 
 def relu3_output(model, x):
+    """The CNN's relu3 output, computed as ConvolutionalNN.features does (channels last)."""
     with torch.no_grad():
-        h = model.pool1(model.relu1(model.conv1(x)))
+        h = model.conv1(x).contiguous(memory_format=torch.channels_last)
+        h = model.pool1(model.relu1(h))
         h = model.pool2(model.relu2(model.conv2(h)))
         return model.relu3(model.conv3(h))
 
