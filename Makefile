@@ -125,6 +125,8 @@ pretrain: setup
 bench: setup
 	$(DETERMINISTIC_ENV) $(BIN)/python benchmarks/run.py
 
+include ci/colab-check.mk
+
 clean:
 	rm -rf _build .jupyter_cache .pytest_cache .ruff_cache
 	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +

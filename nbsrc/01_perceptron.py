@@ -538,5 +538,145 @@ assert min(margins["jittered"]) > 0.15 and max(margins["bare corners"]) == 0
 #   mistakes, and never converges on XOR.
 # - A hidden layer fixes XOR, but training it needs gradients, hence differentiable activations.
 
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise has a cell with a stub to replace and a call to `check`, which tests your
+# answer the way the book's own tests check `companion` and, when it recognises the mistake,
+# says what to look at. As committed, every stub is unanswered, so the checks report "not
+# attempted". Solutions are folded below each exercise; try first.
+#
+# ```{exercise} 1.1 The sigmoid's derivative (easy, implement)
+# :label: ex-1-1
+# :nonumber:
+#
+# Write `sigmoid_derivative(x)`, $\sigma'(x)$ elementwise for a NumPy array, correct to
+# $10^{-12}$ and without an overflow warning for $|x|$ up to 1000.
+# ```
+
+# %%
+from companion.exercises import check
+
+
+def sigmoid_derivative(x):
+    raise NotImplementedError  # your code here
+
+
+check("1.1", sigmoid_derivative)
+
+# %% [markdown]
+# ````{solution} ex-1-1
+# :class: dropdown
+#
+# $\sigma' = \sigma (1 - \sigma)$, with $\sigma$ computed from $u = e^{-|x|}$ so that nothing
+# overflows (the {ref}`pitfall <pitfall-sigmoid-overflow>` above); $1 - \sigma(|x|)$ is
+# $u / (1 + u)$, which avoids the cancellation too.
+#
+# ```python
+# def sigmoid_derivative(x):
+#     u = np.exp(-np.abs(x))
+#     return (1 / (1 + u)) * (u / (1 + u))
+# ```
+# ````
+#
+# ```{exercise} 1.2 One step of the perceptron rule (easy, implement)
+# :label: ex-1-2
+# :nonumber:
+#
+# Write `perceptron_step(w, b, x, y, lr)`: predict $\hat y = H(\mathbf w \cdot \mathbf x + b)$
+# for one example and return the updated pair `(w_new, b_new)` of the perceptron rule, without
+# changing the caller's `w`.
+# ```
+
+
+# %%
+def perceptron_step(w, b, x, y, lr):
+    raise NotImplementedError  # your code here
+
+
+check("1.2", perceptron_step)
+
+# %% [markdown]
+# ````{solution} ex-1-2
+# :class: dropdown
+#
+# The update is $\eta (y - \hat y)$ times the input, and the same for the bias: zero when the
+# prediction is right. `w + ...` makes a new array; `w += ...` would change the caller's.
+#
+# ```python
+# def perceptron_step(w, b, x, y, lr):
+#     y_hat = 1.0 if w @ x + b >= 0 else 0.0
+#     return w + lr * (y - y_hat) * x, b + lr * (y - y_hat)
+# ```
+# ````
+#
+# ```{exercise} 1.3 How much gradient survives ten sigmoids? (medium, predict)
+# :label: ex-1-3
+# :nonumber:
+#
+# A chain of ten sigmoid units, each with weight 1 and bias 0: $a_0 = 0$,
+# $a_l = \sigma(a_{l-1})$. Predict $\partial a_{10} / \partial a_0$ first (is it
+# $(1/4)^{10}$?), then compute it (within 1 %).
+# ```
+
+# %%
+chain_gradient = ...  # your number
+
+check("1.3", chain_gradient)
+
+# %% [markdown]
+# ````{solution} ex-1-3
+# :class: dropdown
+#
+# By the chain rule the derivative is $\prod_l \sigma'(a_{l-1})$. Only the first unit sits at
+# 0, where $\sigma' = 1/4$; the others sit near $\sigma(0) = 0.5$ and above, where $\sigma'$ is
+# smaller, so the product is below $(1/4)^{10} \approx 9.5 \times 10^{-7}$: about
+# $3.9 \times 10^{-7}$. Autograd gives the same number.
+#
+# ```python
+# import torch
+#
+# a = torch.zeros((), dtype=torch.float64, requires_grad=True)
+# out = a
+# for _ in range(10):
+#     out = torch.sigmoid(out)
+# out.backward()
+# chain_gradient = a.grad.item()
+# ```
+# ````
+#
+# ```{exercise} 1.4 Repair the textbook tanh derivative (hard, debug)
+# :label: ex-1-4
+# :nonumber:
+#
+# `1 - np.tanh(x) ** 2` is exact algebra and returns exactly 0 from $|x| \approx 19$ on, while
+# $\tanh'(x)$ is a positive double up to $|x| \approx 373$. Repair it: `tanh_derivative(x)`
+# must have a relative error below $10^{-6}$ for $|x| \le 300$, without overflow.
+# ```
+
+
+# %%
+def tanh_derivative(x):
+    # the textbook version, to repair:  return 1 - np.tanh(x) ** 2
+    raise NotImplementedError  # your code here
+
+
+check("1.4", tanh_derivative)
+
+# %% [markdown]
+# ````{solution} ex-1-4
+# :class: dropdown
+#
+# $\tanh'(x) = \operatorname{sech}^2 x = 4u / (1 + u)^2$ with $u = e^{-2|x|} \le 1$: no
+# subtraction of two numbers near 1, and no overflow (the
+# {ref}`pitfall <pitfall-tanh-overflow>` above).
+#
+# ```python
+# def tanh_derivative(x):
+#     u = np.exp(-2 * np.abs(x))
+#     return 4 * (1 / (1 + u)) * (u / (1 + u))
+# ```
+# ````
+
 # %% tags=["nbval-ignore-output"]
 print(companion.executed_with())

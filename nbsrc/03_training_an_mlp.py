@@ -613,7 +613,8 @@ assert np.isclose(early.validate(val_all)[0], min(early.history["val_loss"]))
 # reads it with `torch.load(weights_only=True)`, which unpickles only tensors and plain
 # containers, so a checkpoint cannot run code. That guarantee holds from PyTorch 2.10 on:
 # earlier versions had ways around it (CVE-2025-32434, fixed in 2.6, and CVE-2026-24747, fixed
-# in 2.10), so the book's package requires `torch>=2.10`.
+# in 2.10), so the book's package requires at least 2.10 (in fact 2.11, the oldest it is tested
+# with).
 #
 # The test of a resume is that it gives *exactly* the run that was never interrupted. Every
 # object of the resumed run is new, as in a new process — model, optimizer, scheduler and the
@@ -624,7 +625,7 @@ assert np.isclose(early.validate(val_all)[0], min(early.history["val_loss"]))
 # %%
 release = torch.__version__.split("+")[0]
 version = tuple(int(part) for part in release.split(".")[:2])
-print("PyTorch", torch.__version__)
+print(f"PyTorch at least 2.10: {version >= (2, 10)}")  # the version: the last cell
 assert version >= (2, 10)
 
 
