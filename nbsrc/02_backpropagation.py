@@ -786,5 +786,123 @@ assert gain_ratio.min() > 5 * tanh_glorot.max()
 #   Initialise with Glorot for tanh and He for ReLU; the wrong scale makes the signal vanish or
 #   explode with depth. Chapter 3 hands the bookkeeping to PyTorch and studies training itself.
 
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise has a cell with a stub to replace and a call to `check`, which tests your
+# answer the way the book's own tests check `companion` and, when it recognises the mistake,
+# says what to look at. As committed, every stub is unanswered, so the checks report "not
+# attempted". Solutions are folded below each exercise; try first.
+#
+# ```{exercise} 2.1 What does w.grad hold without zero_grad? (easy, predict)
+# :label: ex-2-1
+# :nonumber:
+#
+# `w = torch.tensor(3.0, requires_grad=True)` and `opt = torch.optim.SGD([w], lr=0.1)`; three
+# times: `(w ** 2).backward()`, then `opt.step()`, and never `opt.zero_grad()`. Predict
+# `w.grad` after the loop (is it $2 w$ at the last $w$?), then compute it (within $10^{-6}$).
+# ```
+
+# %%
+from companion.exercises import check
+
+grad_after_three_steps = ...  # your number
+
+check("2.1", grad_after_three_steps)
+
+# %% [markdown]
+# ````{solution} ex-2-1
+# :class: dropdown
+#
+# `backward` adds to `.grad`, and each `step` moves $w$ by $-0.1$ times the *sum* so far:
+# $w = 3 \to 2.4 \to 1.32$, and `.grad` $= 6 + 4.8 + 2.64 = 13.44$, where a loop with
+# `zero_grad` would hold $3.84$. Torch gives the same number.
+#
+# ```python
+# w = torch.tensor(3.0, dtype=torch.float64, requires_grad=True)
+# opt = torch.optim.SGD([w], lr=0.1)
+# for _ in range(3):
+#     (w**2).backward()
+#     opt.step()
+# grad_after_three_steps = w.grad.item()
+# ```
+# ````
+#
+# ```{exercise} 2.2 A central-difference gradient (medium, implement)
+# :label: ex-2-2
+# :nonumber:
+#
+# Write `central_difference(f, x, eps)`: the estimate
+# $\big(f(\mathbf x + \varepsilon \mathbf e_i) - f(\mathbf x - \varepsilon \mathbf e_i)\big)
+# / 2\varepsilon$ of $\partial f / \partial x_i$ for every entry of an array `x` of any shape,
+# leaving `x` as it was when it returns.
+# ```
+
+
+# %%
+def central_difference(f, x, eps):
+    raise NotImplementedError  # your code here
+
+
+check("2.2", central_difference)
+
+# %% [markdown]
+# ````{solution} ex-2-2
+# :class: dropdown
+#
+# Perturb one entry at a time, in place, and put it back; `np.ndindex` visits every index of
+# any shape. The central difference cancels the second-order term of the Taylor series, so
+# its error is $O(\varepsilon^2)$ where the forward difference's is $O(\varepsilon)$.
+#
+# ```python
+# def central_difference(f, x, eps):
+#     grad = np.zeros(x.shape)
+#     for i in np.ndindex(x.shape):
+#         original = x[i]
+#         x[i] = original + eps
+#         f_plus = f(x)
+#         x[i] = original - eps
+#         f_minus = f(x)
+#         x[i] = original
+#         grad[i] = (f_plus - f_minus) / (2 * eps)
+#     return grad
+# ```
+# ````
+#
+# ```{exercise} 2.3 The gradient of softmax and cross-entropy (hard, implement)
+# :label: ex-2-3
+# :nonumber:
+#
+# Write `softmax_ce_grad(z, y)`: for logits `z` of shape `(N, K)` and integer labels `y`, the
+# gradient $\partial L / \partial \mathbf z$ of the *mean* cross-entropy
+# $L = -\frac1N \sum_n \log \operatorname{softmax}(\mathbf z_n)_{y_n}$, equal to autograd's to
+# $10^{-10}$ and finite for logits of size 1000.
+# ```
+
+
+# %%
+def softmax_ce_grad(z, y):
+    raise NotImplementedError  # your code here
+
+
+check("2.3", softmax_ce_grad)
+
+# %% [markdown]
+# ````{solution} ex-2-3
+# :class: dropdown
+#
+# Each row's gradient is $\mathbf p_n - \mathbf e_{y_n}$, divided by $N$ because the loss is
+# a mean; subtracting the row's maximum first changes no probability and keeps every
+# exponent at most $e^0 = 1$.
+#
+# ```python
+# def softmax_ce_grad(z, y):
+#     e = np.exp(z - z.max(axis=1, keepdims=True))
+#     p = e / e.sum(axis=1, keepdims=True)
+#     p[np.arange(len(y)), y] -= 1
+#     return p / len(y)
+# ```
+# ````
+
 # %% tags=["nbval-ignore-output"]
 print(companion.executed_with())

@@ -750,5 +750,132 @@ assert "the loss is nan at epoch 1, batch 4" in message
 # {ref}`Chapter 4 <ch-optimisers>` opens the optimiser and the schedule: Adam and SGD from their
 # equations, and the warm-up schedules Transformers need.
 
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise has a cell with a stub to replace and a call to `check`, as in
+# {ref}`chapter 1 <ch-perceptron>`: the checks report "not attempted" as committed, and say
+# what to look at when they recognise a mistake. Solutions are folded; try first.
+#
+# ```{exercise} 3.1 The mean loss per example (easy, debug)
+# :label: ex-3-1
+# :nonumber:
+#
+# `per_example_mean(batch_losses, batch_sizes)` gets the mean loss of each batch and the
+# batch's size. The notes return `sum(batch_losses) / len(batch_losses)`, which is wrong
+# whenever the last batch is smaller. Repair it: return the mean loss over the examples.
+# ```
+
+
+# %%
+from companion.exercises import check
+
+
+def per_example_mean(batch_losses, batch_sizes):
+    # the notes' version, to repair:
+    #     return sum(batch_losses) / len(batch_losses)
+    raise NotImplementedError  # your code here
+
+
+check("3.1", per_example_mean)
+
+# %% [markdown]
+# ````{solution} ex-3-1
+# :class: dropdown
+#
+# A batch's mean times its size is its summed loss; the sum over batches divided by the
+# number of examples is the per-example mean (what `companion.Trainer` computes, the
+# {ref}`pitfall <pitfall-notes-trainer-bookkeeping>` above).
+#
+# ```python
+# def per_example_mean(batch_losses, batch_sizes):
+#     total = sum(n * loss for loss, n in zip(batch_losses, batch_sizes))
+#     return total / sum(batch_sizes)
+# ```
+# ````
+#
+# ```{exercise} 3.2 Which epoch does early stopping keep? (medium, implement)
+# :label: ex-3-2
+# :nonumber:
+#
+# Write `kept_epoch(val_losses, patience)`: given the validation loss of each epoch, the
+# 1-based epoch whose weights `Trainer.fit(..., early_stopping=patience)` restores. An epoch
+# improves when its loss is strictly below the best so far; training stops once `patience`
+# epochs in a row have not improved, and never sees the epochs after.
+# ```
+
+
+# %%
+def kept_epoch(val_losses, patience):
+    raise NotImplementedError  # your code here
+
+
+check("3.2", kept_epoch)
+
+# %% [markdown]
+# ````{solution} ex-3-2
+# :class: dropdown
+#
+# Walk through the epochs, keep the best loss and its epoch, count the epochs without
+# improvement and stop when the count reaches `patience`. The minimum of the whole history
+# is not the answer: a later, lower loss comes after the run has stopped.
+#
+# ```python
+# def kept_epoch(val_losses, patience):
+#     best, best_epoch, bad = float("inf"), 0, 0
+#     for epoch, loss in enumerate(val_losses, start=1):
+#         if loss < best:
+#             best, best_epoch, bad = loss, epoch, 0
+#         else:
+#             bad += 1
+#             if bad == patience:
+#                 break
+#     return best_epoch
+# ```
+# ````
+#
+# ```{exercise} 3.3 The learning budget of the 2 x 2 grid (hard, experiment)
+# :label: ex-3-3
+# :nonumber:
+#
+# For the four cells of the chapter's grid, rates $10^{-3}$ and $10^{-2}$ times `StepLR(10,
+# 0.1)` and cosine annealing (`CosineAnnealingLR(T_max=50)`), run PyTorch's schedulers on an
+# Adam optimizer for 50 epochs, without training, and measure $\sum_t \eta_t$, the sum of the
+# rates the 50 epochs train with. Answer with a dict `{(1e-3, "step"): total, ...}`.
+# ```
+
+# %%
+rate_sums = ...  # your dict {(lr, schedule): sum of the rates}
+
+check("3.3", rate_sums)
+
+# %% [markdown]
+# ````{solution} ex-3-3
+# :class: dropdown
+#
+# Read the rate *before* `scheduler.step()`, at the start of the epoch that uses it (after
+# the step it is the next epoch's, the notes' printing error). The sums are 0.0111, 0.0255,
+# 0.111 and 0.255: each single change multiplies the notes' budget by about 2.3 or 10, and
+# both together by about 23, the order in which the training loss fell above.
+#
+# ```python
+# lr_scheduler = torch.optim.lr_scheduler
+# rate_sums = {}
+# for lr in (1e-3, 1e-2):
+#     for schedule in ("step", "cosine"):
+#         opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=lr)
+#         if schedule == "step":
+#             sched = lr_scheduler.StepLR(opt, step_size=10, gamma=0.1)
+#         else:
+#             sched = lr_scheduler.CosineAnnealingLR(opt, T_max=50)
+#         total = 0.0
+#         for _ in range(50):
+#             total += opt.param_groups[0]["lr"]
+#             opt.step()
+#             sched.step()
+#         rate_sums[lr, schedule] = total
+# ```
+# ````
+
 # %% tags=["nbval-ignore-output"]
 print(companion.executed_with())

@@ -870,5 +870,134 @@ for argument, make, good in [
 #   restarts begin new cycles; both schedules plug into any optimiser, set the first step's rate
 #   before it is taken and resume from a checkpoint — two things the notes' versions got wrong.
 
+# %% [markdown]
+# ## Exercises
+#
+# As in chapter 1, each exercise has a cell with a stub to replace and a call to `check`,
+# which tests your answer against `companion` and, when it recognises the mistake, says what
+# to look at. As committed, the stubs are unanswered and the checks report "not attempted".
+# Solutions are folded below each exercise; try first.
+#
+# ```{exercise} 4.1 One Adam step from its equations (easy, implement)
+# :label: ex-4-1
+# :nonumber:
+#
+# Write `adam_step(theta, grad, m, v, t, lr, betas, eps)`: step $t$ of Adam (1 for the first)
+# for float64 tensors, from the equations at the start of the chapter. Return the triple
+# `(theta, m, v)` after the step; the checker compares six steps of three runs with
+# `torch.optim.Adam`.
+# ```
+
+# %%
+from companion.exercises import check
+
+
+def adam_step(theta, grad, m, v, t, lr, betas, eps):
+    raise NotImplementedError  # your code here
+
+
+check("4.1", adam_step)
+
+# %% [markdown]
+# ````{solution} ex-4-1
+# :class: dropdown
+#
+# Update the two running averages, bias-correct both with the step's own $t$, and divide by
+# $\sqrt{\hat v_t} + \epsilon$ ($\epsilon$ outside the square root, as PyTorch does).
+#
+# ```python
+# def adam_step(theta, grad, m, v, t, lr, betas, eps):
+#     beta1, beta2 = betas
+#     m = beta1 * m + (1 - beta1) * grad
+#     v = beta2 * v + (1 - beta2) * grad**2
+#     m_hat = m / (1 - beta1**t)
+#     v_hat = v / (1 - beta2**t)
+#     return theta - lr * m_hat / (v_hat.sqrt() + eps), m, v
+# ```
+# ````
+#
+# ```{exercise} 4.2 The first step without bias correction (medium, predict)
+# :label: ex-4-2
+# :nonumber:
+#
+# With $\beta_1 = 0.9$ and $\beta_2 = 0.999$, how many times larger is Adam's first step
+# without bias correction than with it? Predict it from $m_1$ and $v_1$ for a gradient $g$
+# (within 1 %).
+# ```
+
+# %%
+first_step_ratio = ...  # your number
+
+check("4.2", first_step_ratio)
+
+# %% [markdown]
+# ````{solution} ex-4-2
+# :class: dropdown
+#
+# At $t = 1$, $m_1 = (1 - \beta_1) g$ and $v_1 = (1 - \beta_2) g^2$. The corrected step is
+# $\eta\, g / |g| = \eta$; the uncorrected one is $\eta (1 - \beta_1) / \sqrt{1 - \beta_2}$:
+# $0.1 / 0.0316 \approx 3.16$ times larger ($\epsilon$ changes the fifth digit).
+#
+# ```python
+# first_step_ratio = (1 - 0.9) / (1 - 0.999) ** 0.5
+# ```
+# ````
+#
+# ```{exercise} 4.3 Repair the notes' cosine restarts (hard, debug)
+# :label: ex-4-3
+# :nonumber:
+#
+# Repair the notes' `CosineAnnealingWarmRestarts` (the
+# {ref}`pitfall <pitfall-cosine-restart-late>` above): write a class with the same constructor
+# `(optimizer, T_0, T_mult=1, eta_min=0.0)` whose `step()`, called after `optimizer.step()`,
+# gives every step the rate `companion.CosineAnnealingWarmRestarts` gives it, restarts
+# included, for each parameter group from its own initial rate.
+# ```
+
+
+# %%
+class RepairedCosineRestarts:
+    # the notes' step(), to repair: it sets the rate from T_cur first and
+    # advances T_cur afterwards, so every rate comes one step late
+    #     if self.T_cur == self.T_i:
+    #         self.T_cur = 0
+    #         self.T_i *= self.T_mult
+    #     (set each group's lr from T_cur / T_i)
+    #     self.T_cur += 1
+    def __init__(self, optimizer, T_0, T_mult=1, eta_min=0.0):
+        raise NotImplementedError  # your code here
+
+
+check("4.3", RepairedCosineRestarts)
+
+# %% [markdown]
+# ````{solution} ex-4-3
+# :class: dropdown
+#
+# `step()` sets the rate of the *next* step, so it advances the counter first, restarts when
+# the counter reaches the cycle's length, and only then computes the rate. The constructor
+# needs to set nothing: step $t = 0$ runs at each group's initial rate, $\eta_\max$.
+#
+# ```python
+# import math
+#
+#
+# class RepairedCosineRestarts:
+#     def __init__(self, optimizer, T_0, T_mult=1, eta_min=0.0):
+#         self.optimizer, self.T_mult, self.eta_min = optimizer, T_mult, eta_min
+#         self.T_cur, self.T_i = 0, T_0
+#         self.base_lrs = [g["lr"] for g in optimizer.param_groups]
+#
+#     def step(self):
+#         self.T_cur += 1
+#         if self.T_cur == self.T_i:
+#             self.T_cur = 0
+#             self.T_i *= self.T_mult
+#         cosine = 1 + math.cos(math.pi * self.T_cur / self.T_i)
+#         for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs):
+#             group["lr"] = self.eta_min + (base_lr - self.eta_min) * cosine / 2
+# ```
+# ````
+
 # %% tags=["nbval-ignore-output"]
 print(companion.executed_with())

@@ -781,5 +781,106 @@ plt.show()
 #   at either learning rate is within about a point; on shapes at random positions
 #   the CNN scores 98 % to 99.8 % and an MLP of the same size below 70 %.
 
+# %% [markdown]
+# ## Exercises
+#
+# As in chapter 1, each exercise has a cell with a stub to replace and a call to `check`,
+# which tests your answer against `companion` and, when it recognises the mistake, says what
+# to look at. As committed, the stubs are unanswered and the checks report "not attempted".
+# Solutions are folded below each exercise; try first.
+#
+# ```{exercise} 5.1 The size of a convolution's output (easy, implement)
+# :label: ex-5-1
+# :nonumber:
+#
+# Write `output_size(n, k, s=1, p=0, d=1)`: the length, as an int, of a convolution's output
+# along one axis for an input of length $n$, kernel size $k$, stride $s$, padding $p$ and
+# dilation $d$, without calling `companion.conv_output_size`.
+# ```
+
+# %%
+from companion.exercises import check
+
+
+def output_size(n, k, s=1, p=0, d=1):
+    raise NotImplementedError  # your code here
+
+
+check("5.1", output_size)
+
+# %% [markdown]
+# ````{solution} ex-5-1
+# :class: dropdown
+#
+# The window spans $d(k - 1) + 1$ pixels of the input padded on both sides, and every $s$-th
+# of its positions is kept; floor division drops a window that would run past the border.
+#
+# ```python
+# def output_size(n, k, s=1, p=0, d=1):
+#     return (n + 2 * p - d * (k - 1) - 1) // s + 1
+# ```
+# ````
+#
+# ```{exercise} 5.2 The receptive field of a fourth block (medium, predict)
+# :label: ex-5-2
+# :nonumber:
+#
+# Add a fourth block ($3 \times 3$ convolution with padding 1, ReLU, $2 \times 2$ max-pooling)
+# to the notes' network, as one would for $64 \times 64$ images. How many pixels wide is the
+# receptive field of one cell of its last feature map? Predict it from the three-block field
+# of 22 before you use the formula.
+# ```
+
+# %%
+four_block_field = ...  # your number
+
+check("5.2", four_block_field)
+
+# %% [markdown]
+# ````{solution} ex-5-2
+# :class: dropdown
+#
+# Below the fourth block the three poolings have spread the units $2^3 = 8$ pixels apart, so
+# its convolution adds $(3 - 1) \cdot 8 = 16$ pixels and its pool $(2 - 1) \cdot 8 = 8$:
+# $22 + 16 + 8 = 46$.
+#
+# ```python
+# four_block_field = companion.receptive_field([3, 2] * 4, [1, 2] * 4)
+# ```
+# ````
+#
+# ```{exercise} 5.3 Repair the notes' flatten (hard, debug)
+# :label: ex-5-3
+# :nonumber:
+#
+# Repair the notes' flatten (the {ref}`pitfall <pitfall-cnn-flatten>` above):
+# `flatten_maps(x)` must turn feature maps of shape $(B, C, H, W)$ into $(B, C H W)$ for any
+# $C$, $H$ and $W$, including the maps `ConvolutionalNN.features` returns.
+# ```
+
+
+# %%
+def flatten_maps(x):
+    # the notes' line, to repair:  return x.view(-1, 128 * 4 * 4)
+    raise NotImplementedError  # your code here
+
+
+check("5.3", flatten_maps)
+
+# %% [markdown]
+# ````{solution} ex-5-3
+# :class: dropdown
+#
+# `x.flatten(1)` keeps dimension 0, the batch, and merges the rest. `x.view(x.size(0), -1)`
+# keeps the batch too, but fails on `ConvolutionalNN.features`' maps: they are laid out
+# channels last in memory, which `view` cannot reinterpret, while `flatten` copies when it
+# must.
+#
+# ```python
+# def flatten_maps(x):
+#     return x.flatten(1)
+# ```
+# ````
+
 # %% tags=["nbval-ignore-output"]
 print(companion.executed_with())

@@ -622,5 +622,155 @@ assert layer2[0] < 0.15  # near the 1/16 of guessing
 # - A two-layer Transformer learns to reverse sequences perfectly, and is helpless without
 #   positional encoding; its attention maps show the anti-diagonal it learned.
 
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise has a cell with a stub to replace and a call to `check`, which tests your
+# answer the way the book's own tests check `companion` and, when it recognises the mistake,
+# says what to look at. As committed, every stub is unanswered, so the checks report "not
+# attempted". Solutions are folded below each exercise; try first.
+#
+# ```{exercise} 6.1 The sinusoidal position table (easy, implement)
+# :label: ex-6-1
+# :nonumber:
+#
+# Write `sinusoid_table(length, d_model)`, the tensor of shape `(length, d_model)` with
+# $PE_{(pos, 2i)} = \sin(pos / 10000^{2i/d})$ and $PE_{(pos, 2i+1)} = \cos(\cdot)$ of the same
+# angle. It must work for an odd `d_model` too (the {ref}`pitfall <pitfall-odd-d-model>`).
+# ```
+
+# %%
+from companion.exercises import check
+
+
+def sinusoid_table(length, d_model):
+    raise NotImplementedError  # your code here
+
+
+check("6.1", sinusoid_table)
+
+# %% [markdown]
+# ````{solution} ex-6-1
+# :class: dropdown
+#
+# One angle per column pair, $pos / 10000^{2i/d}$ with $2i = 0, 2, 4, \dots$; sines go to the
+# even columns, cosines to the odd ones. For an odd `d_model` there is one more sine than
+# cosine, so the cosines take only the first `d_model // 2` angles.
+#
+# ```python
+# def sinusoid_table(length, d_model):
+#     pos = torch.arange(length, dtype=torch.float64)[:, None]
+#     two_i = torch.arange(0, d_model, 2, dtype=torch.float64)
+#     angle = pos / 10000.0 ** (two_i / d_model)
+#     pe = torch.zeros(length, d_model, dtype=torch.float64)
+#     pe[:, 0::2] = torch.sin(angle)
+#     pe[:, 1::2] = torch.cos(angle[:, : d_model // 2])
+#     return pe
+# ```
+# ````
+#
+# ```{exercise} 6.2 Repair the notes' positional encoding (medium, debug)
+# :label: ex-6-2
+# :nonumber:
+#
+# `add_positions(x, pe)` gets a batch-first `x` of shape `(batch, seq, d_model)` and a table
+# `pe` of shape `(max_len, d_model)`. The notes' version (in the stub) adds to every token of
+# sequence $b$ the encoding of position $b$ (the
+# {ref}`pitfall <pitfall-positional-encoding>`). Repair it, without changing `x`.
+# ```
+
+
+# %%
+def add_positions(x, pe):
+    # the notes' version, to repair:
+    #     return x + pe.unsqueeze(0).transpose(0, 1)[: x.size(0)]
+    raise NotImplementedError  # your code here
+
+
+check("6.2", add_positions)
+
+# %% [markdown]
+# ````{solution} ex-6-2
+# :class: dropdown
+#
+# The position is dimension 1 of a batch-first `x`, so take the first `x.size(1)` rows of the
+# table; shape `(seq, d_model)` broadcasts over the batch.
+#
+# ```python
+# def add_positions(x, pe):
+#     return x + pe[: x.size(1)]
+# ```
+# ````
+#
+# ```{exercise} 6.3 How peaked is the softmax without the square root? (medium, predict)
+# :label: ex-6-3
+# :nonumber:
+#
+# Queries and keys with independent $\mathcal N(0, 1)$ entries, $d_k = 16$, ten keys per
+# query, and scores $\mathbf q \cdot \mathbf k$ *not* divided by $\sqrt{d_k}$. Predict the
+# mean, over queries, of the largest softmax weight (within 0.03), then simulate it. The
+# chapter's 64-wide head gave about 0.86.
+# ```
+
+# %%
+largest_weight = ...  # your number
+
+check("6.3", largest_weight)
+
+# %% [markdown]
+# ````{solution} ex-6-3
+# :class: dropdown
+#
+# The unscaled scores have standard deviation $\sqrt{16} = 4$, so the largest of ten is
+# typically several units above the second, and the softmax gives it most of the weight:
+# about 0.73 on average (0.32 with the division by 4).
+#
+# ```python
+# g = torch.Generator().manual_seed(0)
+# q = torch.randn(10_000, 1, 16, generator=g)
+# k = torch.randn(10_000, 10, 16, generator=g)
+# s = (q * k).sum(-1)
+# largest_weight = s.softmax(-1).max(-1).values.mean().item()
+# ```
+# ````
+#
+# ```{exercise} 6.4 Masked scaled dot-product attention (hard, implement)
+# :label: ex-6-4
+# :nonumber:
+#
+# Write `masked_attention(q, k, v, mask)` for `q` of shape `(B, L_q, d_k)`, `k` of shape
+# `(B, L_k, d_k)`, `v` of shape `(B, L_k, d_v)` and a boolean `mask` broadcastable to
+# `(B, L_q, L_k)`, **True = may attend**. Return the output only, shape `(B, L_q, d_v)`; a
+# query whose mask row is all False must get the zero vector, not NaN (the
+# {ref}`pitfall <pitfall-mask-fill>`).
+# ```
+
+
+# %%
+def masked_attention(q, k, v, mask):
+    raise NotImplementedError  # your code here
+
+
+check("6.4", masked_attention)
+
+# %% [markdown]
+# ````{solution} ex-6-4
+# :class: dropdown
+#
+# Scale the scores by $1/\sqrt{d_k}$, fill the forbidden ones with the most negative finite
+# number (not $-\infty$, which makes a fully masked row 0/0), take the softmax over the keys,
+# and zero the weights of rows with no allowed key, as `companion.scaled_dot_product_attention`
+# does.
+#
+# ```python
+# def masked_attention(q, k, v, mask):
+#     scores = q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5
+#     scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+#     weights = scores.softmax(dim=-1)
+#     weights = weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
+#     return weights @ v
+# ```
+# ````
+
 # %% tags=["nbval-ignore-output"]
 print(companion.executed_with())

@@ -431,5 +431,125 @@ plt.show()
 #   below a quarter of the noise's, at equal sample sizes, beside the floor of real digits),
 #   and coverage of the classes counted on confident predictions only (here all ten).
 
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise has a cell with a stub to replace and a call to `check`, which tests your
+# answer the way the book's own tests check `companion` and, when it recognises the mistake,
+# says what to look at. As committed, every stub is unanswered, so the checks report "not
+# attempted". Solutions are folded below each exercise; try first.
+#
+# ```{exercise} 7.1 The discriminator's best logit with smoothing (easy, predict)
+# :label: ex-7-1
+# :nonumber:
+#
+# With label smoothing $s = 0.1$ the discriminator's loss on a real image is smallest at the
+# logit $\ln 9$. Predict it for $s = 0.2$, target $0.8$: the logit $z$ that minimises
+# `BCEWithLogitsLoss` $\ell(z, 0.8)$ (within $10^{-3}$).
+# ```
+
+# %%
+from companion.exercises import check
+
+best_logit = ...  # your number
+
+check("7.1", best_logit)
+
+# %% [markdown]
+# ````{solution} ex-7-1
+# :class: dropdown
+#
+# The loss's slope in the logit is $\sigma(z) - t$, zero at $\sigma(z) = 0.8$, that is at
+# $z = \ln(0.8 / 0.2) = \ln 4 \approx 1.386$.
+#
+# ```python
+# best_logit = float(np.log(0.8 / 0.2))
+# ```
+# ````
+#
+# ```{exercise} 7.2 The two GAN losses with logits (medium, implement)
+# :label: ex-7-2
+# :nonumber:
+#
+# Write `gan_losses(discriminator, real, fake, smoothing)`, where `discriminator` returns
+# logits and `fake` is the generator's output (still attached to its graph). Return the pair
+# `(d_loss, g_loss)` of tensors that `companion.GANTrainer` uses: the average of
+# `BCEWithLogitsLoss` on real (target $1 - s$) and fake (target 0) for the discriminator, in
+# which no gradient may reach the generator, and the non-saturating loss (target 1 on the
+# fakes) for the generator.
+# ```
+
+
+# %%
+def gan_losses(discriminator, real, fake, smoothing):
+    raise NotImplementedError  # your code here
+
+
+check("7.2", gan_losses)
+
+# %% [markdown]
+# ````{solution} ex-7-2
+# :class: dropdown
+#
+# The discriminator's step sees `fake.detach()`, so its backward stops at the fakes; the
+# generator's loss asks the discriminator to call the *attached* fakes real.
+#
+# ```python
+# def gan_losses(discriminator, real, fake, smoothing):
+#     bce = nn.BCEWithLogitsLoss()
+#     real_logits = discriminator(real)
+#     fake_logits = discriminator(fake.detach())
+#     d_loss = 0.5 * (
+#         bce(real_logits, torch.full_like(real_logits, 1 - smoothing))
+#         + bce(fake_logits, torch.zeros_like(fake_logits))
+#     )
+#     g_logits = discriminator(fake)
+#     g_loss = bce(g_logits, torch.ones_like(g_logits))
+#     return d_loss, g_loss
+# ```
+# ````
+#
+# ```{exercise} 7.3 The Fréchet distance of two Gaussians (hard, implement)
+# :label: ex-7-3
+# :nonumber:
+#
+# Write `frechet(feats_a, feats_b)` for NumPy arrays of shape `(n_a, k)` and `(n_b, k)`: the
+# squared Fréchet distance
+# $\lVert \mu_a - \mu_b \rVert^2 + \operatorname{Tr}(\Sigma_a + \Sigma_b
+# - 2 (\Sigma_a \Sigma_b)^{1/2})$ of the Gaussians fitted to them (covariance divisor
+# $n - 1$), as a float, to a relative $10^{-6}$ of `companion.frechet_distance`. It must stay
+# real and finite with fewer samples than features.
+# ```
+
+
+# %%
+def frechet(feats_a, feats_b):
+    raise NotImplementedError  # your code here
+
+
+check("7.3", frechet)
+
+# %% [markdown]
+# ````{solution} ex-7-3
+# :class: dropdown
+#
+# $\Sigma_a \Sigma_b$ is not symmetric, but it is similar to the symmetric positive
+# semi-definite $\Sigma_a^{1/2} \Sigma_b \Sigma_a^{1/2}$, so the trace of its square root is the
+# sum of the square roots of that matrix's eigenvalues, clipped at 0 against round-off.
+#
+# ```python
+# def frechet(feats_a, feats_b):
+#     mu_a, mu_b = feats_a.mean(0), feats_b.mean(0)
+#     cov_a = np.cov(feats_a, rowvar=False)
+#     cov_b = np.cov(feats_b, rowvar=False)
+#     lam, vec = np.linalg.eigh(cov_a)
+#     root_a = vec @ np.diag(np.sqrt(np.clip(lam, 0, None))) @ vec.T
+#     mid = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
+#     trace_root = np.sqrt(np.clip(mid, 0, None)).sum()
+#     tr = np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root
+#     return float(np.sum((mu_a - mu_b) ** 2) + tr)
+# ```
+# ````
+
 # %% tags=["nbval-ignore-output"]
 print(companion.executed_with())

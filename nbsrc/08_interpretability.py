@@ -618,5 +618,166 @@ plt.show()
 #   dominate, as they must; it passes the randomisation check.
 # - Completeness and additivity hold for any model: they test the code, not the explanation.
 
+# %% [markdown]
+# ## Exercises
+#
+# As in {ref}`chapter 1 <ch-perceptron>`: each exercise has a cell with a stub to replace and
+# a call to `check`, which tests your answer and, when it recognises the mistake, says what to
+# look at. As committed, every stub is unanswered, so the checks report "not attempted".
+# Solutions are folded below each exercise; try first.
+#
+# ```{exercise} 8.1 Grad-CAM from activations and gradients (easy, implement)
+# :label: ex-8-1
+# :nonumber:
+#
+# Write `gradcam_map(activations, gradients)`: given the feature maps $A$ of a layer and the
+# gradient $\partial y_c / \partial A$, both of shape (batch, K, h, w), return the maps
+# $\operatorname{ReLU}(\sum_k \alpha_k A_k)$ of shape (batch, h, w), each image with its own
+# weights $\alpha_k$, before upsampling and scaling.
+# ```
+
+# %%
+from companion.exercises import check
+
+
+def gradcam_map(activations, gradients):
+    raise NotImplementedError  # your code here
+
+
+check("8.1", gradcam_map)
+
+# %% [markdown]
+# ````{solution} ex-8-1
+# :class: dropdown
+#
+# $\alpha_k$ is the mean of the gradient over the positions of each image (dimensions 2 and
+# 3, not the channels nor the batch); the weighted sum runs over the channels, and the ReLU
+# keeps the evidence *for* the class. An all-negative sum gives a zero map, never NaN.
+#
+# ```python
+# def gradcam_map(activations, gradients):
+#     alpha = gradients.mean(dim=(2, 3), keepdim=True)
+#     return torch.relu((alpha * activations).sum(dim=1))
+# ```
+# ````
+#
+# ```{exercise} 8.2 What do the attributions of a linear model add up to? (medium, predict)
+# :label: ex-8-2
+# :nonumber:
+#
+# After `torch.manual_seed(8)`, `linear = torch.nn.Linear(4, 3)` is a linear classifier.
+# Predict, before you compute anything, what the Integrated Gradients of class 2 for the input
+# $\mathbf x = (1, -2, 0.5, 3)$ from the baseline $\mathbf x' = (0.5, 0.5, 0.5, 0.5)$ sum to,
+# and how many steps the quadrature needs; then give the number (within $10^{-4}$).
+# ```
+
+# %%
+ig_sum = ...  # your number
+
+check("8.2", ig_sum)
+
+# %% [markdown]
+# ````{solution} ex-8-2
+# :class: dropdown
+#
+# By completeness the sum is $F_2(\mathbf x) - F_2(\mathbf x') = \mathbf w_2 \cdot
+# (\mathbf x - \mathbf x')$, about 1.436; the bias cancels. The gradient of a linear model
+# is the constant $\mathbf w_2$, so every rule is exact, with any number of steps.
+#
+# ```python
+# torch.manual_seed(8)
+# linear = torch.nn.Linear(4, 3)
+# x = torch.tensor([[1.0, -2.0, 0.5, 3.0]])
+# baseline = torch.full_like(x, 0.5)
+# with torch.no_grad():
+#     ig_sum = (linear(x) - linear(baseline))[0, 2].item()
+# ```
+# ````
+#
+# ```{exercise} 8.3 The trapezoid weights (medium, implement)
+# :label: ex-8-3
+# :nonumber:
+#
+# Write `trapezoid_weights(n)`, the $n \ge 2$ weights of the trapezoid rule on the nodes
+# `np.linspace(0, 1, n)`, as `integrated_gradients(..., method="riemann_trapezoid")` uses
+# them (see the {ref}`pitfall <pitfall-ig-endpoints>` above).
+# ```
+
+
+# %%
+def trapezoid_weights(n):
+    raise NotImplementedError  # your code here
+
+
+check("8.3", trapezoid_weights)
+
+# %% [markdown]
+# ````{solution} ex-8-3
+# :class: dropdown
+#
+# The nodes are $1/(n-1)$ apart; each interval contributes half its width to each of its two
+# ends, so inner nodes get $1/(n-1)$ and the two ends $1/(2(n-1))$: the weights sum to 1.
+# The notes' mean gives every node $1/n$; captum's weights sum to $(n-1)/n$.
+#
+# ```python
+# def trapezoid_weights(n):
+#     weights = np.full(n, 1 / (n - 1))
+#     weights[[0, -1]] /= 2
+#     return weights
+# ```
+# ````
+#
+# ```{exercise} 8.4 The notes' IG on a batch (hard, debug)
+# :label: ex-8-4
+# :nonumber:
+#
+# The notes' Integrated Gradients, shown in the stub, attribute nothing to every input of a
+# batch but the first (the {ref}`pitfall <pitfall-ig-first-input>` above). Repair
+# `batch_ig(model, x, target, steps=50)` so that each input of `x` gets its own attributions
+# towards class `target` (an int), as if it were explained alone. Keep the notes' loop and
+# rule; a batched version with companion's trapezoid or Gauss-Legendre rule passes too.
+# ```
+
+
+# %%
+def batch_ig(model, x, target, steps=50):
+    # the notes' IG, to repair:
+    # baseline = torch.zeros_like(x)
+    # grads = []
+    # for alpha in torch.linspace(0, 1, steps):
+    #     point = (baseline + alpha * (x - baseline)).requires_grad_()
+    #     output = model(point)
+    #     model.zero_grad()
+    #     output[0, target].backward()
+    #     grads.append(point.grad.detach())
+    # return (x - baseline) * torch.stack(grads).mean(dim=0)
+    raise NotImplementedError  # your code here
+
+
+check("8.4", batch_ig)
+
+# %% [markdown]
+# ````{solution} ex-8-4
+# :class: dropdown
+#
+# Back-propagate the sum of every input's target score, `output[:, target].sum()`. In eval
+# mode the inputs do not interact, so the gradient of the sum with respect to input $b$ is
+# the gradient of $b$'s own score. Without the sum `backward()` fails (its output is not a
+# scalar); with `.mean()` every attribution is divided by the batch size.
+#
+# ```python
+# def batch_ig(model, x, target, steps=50):
+#     baseline = torch.zeros_like(x)
+#     grads = []
+#     for alpha in torch.linspace(0, 1, steps):
+#         point = (baseline + alpha * (x - baseline)).requires_grad_()
+#         output = model(point)
+#         model.zero_grad()
+#         output[:, target].sum().backward()
+#         grads.append(point.grad.detach())
+#     return (x - baseline) * torch.stack(grads).mean(dim=0)
+# ```
+# ````
+
 # %% tags=["nbval-ignore-output"]
 print(companion.executed_with())

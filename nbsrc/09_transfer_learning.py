@@ -728,5 +728,125 @@ assert min(weak.values()) - scratch5.mean() >= 0.20  # ... and both still far be
 # - A good source has many classes and the target's nuisances; a source task solved almost
 #   perfectly (5 classes) or without the nuisance (no noise) transfers worse.
 
+# %% [markdown]
+# ## Exercises
+#
+# As in {ref}`chapter 1 <ch-perceptron>`: each exercise has a cell with a stub to replace and
+# a call to `check`, which tests your answer and, when it recognises the mistake, says what to
+# look at. As committed, every stub is unanswered, so the checks report "not attempted".
+# Solutions are folded below each exercise; try first.
+#
+# ```{exercise} 9.1 Repair the notes' pretrained=True (easy, debug)
+# :label: ex-9-1
+# :nonumber:
+#
+# The notes build their model with `models.resnet50(pretrained=True)`, which warns (the
+# {ref}`pitfall <pitfall-pretrained-keyword>` above). Give the value of `weights=` that makes
+# `models.resnet50(weights=...)` load the same weights without a warning: a member of
+# `models.ResNet50_Weights` or its name. The check stops torchvision before it downloads.
+# ```
+
+# %%
+from companion.exercises import check
+
+# the notes' call, to repair:  models.resnet50(pretrained=True)
+resnet50_weights = ...  # your answer, for models.resnet50(weights=...)
+
+check("9.1", resnet50_weights)
+
+# %% [markdown]
+# ````{solution} ex-9-1
+# :class: dropdown
+#
+# The second warning says it: `pretrained=True` stands for `IMAGENET1K_V1`, the oldest
+# weights (76.1 % top-1). `DEFAULT` is `IMAGENET1K_V2` (80.9 %), usually the better choice,
+# but not the same model.
+#
+# ```python
+# from torchvision import models
+#
+# resnet50_weights = models.ResNet50_Weights.IMAGENET1K_V1
+# ```
+# ````
+#
+# ```{exercise} 9.2 Trainable parameters after unfreezing (medium, predict)
+# :label: ex-9-2
+# :nonumber:
+#
+# `build_transfer_model("small_resnet", num_classes=5)` is the book's `SmallResNet` with a
+# new 5-class head. Predict how many parameters (elements, not tensors) are trainable after
+# `unfreeze(model, 3)`, from the architecture alone; then check your count with
+# `layer_groups` and `count_trainable`.
+# ```
+
+# %%
+n_trainable = ...  # your number
+
+check("9.2", n_trainable)
+
+# %% [markdown]
+# ````{solution} ex-9-2
+# :class: dropdown
+#
+# The head is group 0, so three groups are `fc` ($16 \cdot 5 + 5 = 85$), `layer3` and
+# `layer2`. Each of these blocks has two 3×3 convolutions without bias
+# ($2 \cdot 16 \cdot 16 \cdot 9 = 4608$), two BatchNorms (64) and a strided 1×1 shortcut
+# with its BatchNorm ($256 + 32$): 4,960. In all 10,005; running statistics are buffers,
+# not parameters.
+#
+# ```python
+# model = companion.build_transfer_model("small_resnet", num_classes=5)
+# companion.unfreeze(model, 3)
+# groups = companion.layer_groups(model)
+# n_trainable = sum(
+#     p.numel() for g in groups[:3] for m in g for p in m.parameters()
+# )
+# assert n_trainable == companion.count_trainable(model)
+# ```
+# ````
+#
+# ```{exercise} 9.3 A frozen backbone that stays frozen (hard, implement)
+# :label: ex-9-3
+# :nonumber:
+#
+# Without `freeze_backbone`, write `freeze_all_but_head(model)` for the book's
+# `SmallResNet`: only the head `fc` keeps `requires_grad`, and after `model.train()` a
+# training-mode forward pass must leave every running mean and variance as it was, with the
+# backbone computing what it computes in eval mode (the
+# {ref}`pitfall <pitfall-frozen-batchnorm>` above). Return the model.
+# ```
+
+
+# %%
+def freeze_all_but_head(model):
+    raise NotImplementedError  # your code here
+
+
+check("9.3", freeze_all_but_head)
+
+# %% [markdown]
+# ````{solution} ex-9-3
+# :class: dropdown
+#
+# `requires_grad = False` stops the gradients, not the statistics, and `model.eval()` once
+# is undone by the next `model.train()`. A forward pre-hook puts each BatchNorm layer back
+# in eval mode just before it runs, whatever `model.train()` said; `freeze_backbone` swaps
+# the layers' class instead.
+#
+# ```python
+# def stay_in_eval(module, inputs):
+#     module.eval()
+#
+#
+# def freeze_all_but_head(model):
+#     for name, p in model.named_parameters():
+#         p.requires_grad = name.startswith("fc.")
+#     for m in model.modules():
+#         if isinstance(m, nn.BatchNorm2d):
+#             m.register_forward_pre_hook(stay_in_eval)
+#     return model
+# ```
+# ````
+
 # %% tags=["nbval-ignore-output"]
 print(companion.executed_with())

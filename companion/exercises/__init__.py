@@ -240,8 +240,12 @@ def same_shape(got: np.ndarray, expected: np.ndarray, what: str = "the result") 
 
 
 def _describe(arg) -> str:
+    """A short description of an argument: its type and shape, never a long repr."""
     shape = getattr(arg, "shape", None)
-    return f"{type(arg).__name__} of shape {tuple(shape)}" if shape is not None else repr(arg)
+    if shape is not None:
+        return f"{type(arg).__name__} of shape {tuple(shape)}"
+    text = repr(arg)
+    return text if len(text) <= 40 else f"a {type(arg).__name__}"
 
 
 def _load() -> None:
