@@ -112,6 +112,10 @@ def test_stub_answers_are_not_attempted_and_results_print(capsys):
         assert isinstance(result, Result) and result.status == "not attempted"
         assert not result.passed
     assert capsys.readouterr().out.count("Exercise 1.1: not attempted.") == 3
+    # a notebook shows the returned result briefly, not the verdict a second time
+    from IPython.lib.pretty import pretty
+
+    assert pretty(result) == "<Result 1.1: not attempted>"
 
 
 def test_an_answer_that_raises_gets_a_message_not_a_traceback():
@@ -171,8 +175,17 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize("exercise_id, answer, hint", WRONG)
-def test_a_realistic_wrong_answer_gets_its_intended_hint(exercise_id, answer, hint):
-    result = check(exercise_id, answer, quiet=True)
-    assert result.status == "wrong"
-    assert hint in f"{result.message} {result.hint}", str(result)
+def wrong_answer_test(wrong):
+    """The test every chapter's list of (exercise id, wrong answer, hint fragment) runs
+    through: the checker says "wrong" and its message or hint contains the fragment."""
+
+    @pytest.mark.parametrize("exercise_id, answer, hint", wrong)
+    def test_a_realistic_wrong_answer_gets_its_intended_hint(exercise_id, answer, hint):
+        result = check(exercise_id, answer, quiet=True)
+        assert result.status == "wrong"
+        assert hint in f"{result.message} {result.hint}", str(result)
+
+    return test_a_realistic_wrong_answer_gets_its_intended_hint
+
+
+test_a_realistic_wrong_answer_gets_its_intended_hint = wrong_answer_test(WRONG)

@@ -1,9 +1,8 @@
 """Chapter 3's exercises: realistic wrong answers get their intended hints."""
 
 import numpy as np
-import pytest
+from test_exercises import wrong_answer_test
 
-from companion.exercises import check
 from companion.exercises.ch03 import _GRID, _rates, early_stopping_epoch
 
 
@@ -50,11 +49,7 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize("exercise_id, answer, hint", WRONG)
-def test_a_realistic_wrong_answer_gets_its_intended_hint(exercise_id, answer, hint):
-    result = check(exercise_id, answer, quiet=True)
-    assert result.status == "wrong"
-    assert hint in f"{result.message} {result.hint}", str(result)
+test_a_realistic_wrong_answer_gets_its_intended_hint = wrong_answer_test(WRONG)
 
 
 def test_the_early_stopping_reference_follows_the_trainer():

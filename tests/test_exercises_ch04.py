@@ -2,9 +2,7 @@
 
 import math
 
-import pytest
-
-from companion.exercises import check
+from test_exercises import wrong_answer_test
 
 
 def adam(bias_correction=True, eps_inside=False, shift=0, only_m=False):
@@ -90,8 +88,4 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize("exercise_id, answer, hint", WRONG)
-def test_a_realistic_wrong_answer_gets_its_intended_hint(exercise_id, answer, hint):
-    result = check(exercise_id, answer, quiet=True)
-    assert result.status == "wrong"
-    assert hint in f"{result.message} {result.hint}", str(result)
+test_a_realistic_wrong_answer_gets_its_intended_hint = wrong_answer_test(WRONG)

@@ -1,8 +1,6 @@
 """Chapter 5's exercises: realistic wrong answers get their intended hint."""
 
-import pytest
-
-from companion.exercises import check
+from test_exercises import wrong_answer_test
 
 
 def no_padding(n, k, s=1, p=0, d=1):
@@ -48,8 +46,4 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize("exercise_id, answer, hint", WRONG)
-def test_a_realistic_wrong_answer_gets_its_intended_hint(exercise_id, answer, hint):
-    result = check(exercise_id, answer, quiet=True)
-    assert result.status == "wrong"
-    assert hint in f"{result.message} {result.hint}", str(result)
+test_a_realistic_wrong_answer_gets_its_intended_hint = wrong_answer_test(WRONG)

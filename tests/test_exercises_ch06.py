@@ -2,11 +2,10 @@
 
 import math
 
-import pytest
 import torch
+from test_exercises import wrong_answer_test
 
 from companion import sinusoidal_encoding
-from companion.exercises import check
 from companion.exercises.ch06 import _largest_weight
 
 
@@ -93,8 +92,4 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize("exercise_id, answer, hint", WRONG)
-def test_a_realistic_wrong_answer_gets_its_intended_hint(exercise_id, answer, hint):
-    result = check(exercise_id, answer, quiet=True)
-    assert result.status == "wrong"
-    assert hint in f"{result.message} {result.hint}", str(result)
+test_a_realistic_wrong_answer_gets_its_intended_hint = wrong_answer_test(WRONG)

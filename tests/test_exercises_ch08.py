@@ -1,8 +1,8 @@
 """Chapter 8's exercises: realistic wrong answers get their intended hint."""
 
 import numpy as np
-import pytest
 import torch
+from test_exercises import wrong_answer_test
 
 from companion.exercises import check
 from companion.exercises.ch08 import linear_problem
@@ -114,11 +114,7 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize("exercise_id, answer, hint", WRONG)
-def test_a_realistic_wrong_answer_gets_its_intended_hint(exercise_id, answer, hint):
-    result = check(exercise_id, answer, quiet=True)
-    assert result.status == "wrong"
-    assert hint in f"{result.message} {result.hint}", str(result)
+test_a_realistic_wrong_answer_gets_its_intended_hint = wrong_answer_test(WRONG)
 
 
 def test_8_2_checker_leaves_the_callers_random_state_alone():

@@ -1,7 +1,7 @@
 """Chapter 9's exercises: realistic wrong answers get their intended hint."""
 
-import pytest
 import torch
+from test_exercises import wrong_answer_test
 from torch import nn
 from torchvision import models
 
@@ -101,11 +101,7 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize("exercise_id, answer, hint", WRONG)
-def test_a_realistic_wrong_answer_gets_its_intended_hint(exercise_id, answer, hint):
-    result = check(exercise_id, answer, quiet=True)
-    assert result.status == "wrong"
-    assert hint in f"{result.message} {result.hint}", str(result)
+test_a_realistic_wrong_answer_gets_its_intended_hint = wrong_answer_test(WRONG)
 
 
 def test_companion_freeze_backbone_and_names_pass():

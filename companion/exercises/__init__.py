@@ -55,6 +55,10 @@ class Result:
         """True when the answer is correct."""
         return self.status == "correct"
 
+    def _repr_pretty_(self, printer, cycle) -> None:
+        """In a notebook the verdict is already printed: show the returned object briefly."""
+        printer.text(f"<Result {self.exercise}: {self.status}>")
+
     def __str__(self) -> str:
         mark = {"correct": "correct", "wrong": "not yet right", "not attempted": "not attempted"}
         message = self.message[:1].upper() + self.message[1:]

@@ -48,14 +48,15 @@ def check_per_example_mean(answer):
     return "matches sum(n_b * loss_b) / sum(n_b) on 3 loaders, with a last batch of 8 too."
 
 
-def early_stopping_epoch(val_losses, patience: int) -> tuple[int, int]:
+def early_stopping_epoch(val_losses, patience: int, strict: bool = True) -> tuple[int, int]:
     r"""The reference for exercise 3.2, the rule of :meth:`companion.Trainer.fit`: the epoch
     (1-based) whose weights are kept and the epoch training stops at. An epoch improves when
     its loss is *strictly* below the best so far; training stops after ``patience`` epochs in
-    a row without improvement, or at the last epoch."""
+    a row without improvement, or at the last epoch. ``strict=False`` is the typical mistake
+    (``<=``: a tie counts as an improvement), which the checker recognises."""
     best, best_epoch, bad = np.inf, 0, 0
     for epoch, loss in enumerate(val_losses, start=1):
-        if loss < best:
+        if loss < best or (not strict and loss == best):
             best, best_epoch, bad = loss, epoch, 0
         else:
             bad += 1
@@ -108,7 +109,7 @@ def check_early_stopping(answer):
             "early stopping only knows the epochs before it stops: stop after `patience` "
             "epochs in a row without improvement",
         )
-    if like(lambda v, p: _early_stopping_ties_last(v, p)):
+    if like(lambda v, p: early_stopping_epoch(v, p, strict=False)[0]):
         raise Wrong(
             f"with equal losses you keep epoch {got[first]:g}, not the first, {keep[first]} "
             f"({shown})",
@@ -123,19 +124,6 @@ def check_early_stopping(answer):
                 "the count to 0 at each improvement",
             )
     raise Wrong(f"you return {got[first]:g}; the epoch kept is {keep[first]} ({shown})")
-
-
-def _early_stopping_ties_last(val_losses, patience: int) -> int:
-    """A typical mistake: the rule with ``<=``, so a tie counts as an improvement."""
-    best, best_epoch, bad = np.inf, 0, 0
-    for epoch, loss in enumerate(val_losses, start=1):
-        if loss <= best:
-            best, best_epoch, bad = loss, epoch, 0
-        else:
-            bad += 1
-            if bad >= patience:
-                break
-    return best_epoch
 
 
 def _rates(lr: float, schedule: str, epochs: int = 50) -> tuple[list, list]:
