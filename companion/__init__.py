@@ -42,6 +42,7 @@ from .gan import (
     class_coverage,
     frechet_distance,
     train_digits_classifier,
+    train_digits_gan,
 )
 from .interpret import (
     GradCAM,
@@ -93,7 +94,14 @@ from .transformer import (
     scaled_dot_product_attention,
     sinusoidal_encoding,
 )
-from .utils import executed_with, get_device, mean_range, seed_everything, use_device
+from .utils import (
+    executed_with,
+    get_device,
+    mean_range,
+    recipe_source,
+    seed_everything,
+    use_device,
+)
 
 __version__ = "0.1.0"
 
@@ -114,6 +122,7 @@ __all__ = [
     "class_coverage",
     "frechet_distance",
     "train_digits_classifier",
+    "train_digits_gan",
     "ProgressiveUnfreezingTrainer",
     "BACKBONE_RECIPES",
     "FEW_SHOT_RECIPES",
@@ -164,6 +173,7 @@ __all__ = [
     "get_device",
     "use_device",
     "executed_with",
+    "recipe_source",
     "gradient_check",
     "layer_statistics",
     "heaviside",

@@ -42,8 +42,14 @@ import torch
 from torch import nn
 
 from . import _validate
-from .optim import Adam
+from .optim import _betas
 from .utils import get_device
+
+
+def _adam(params, lr, betas=(0.9, 0.999)):
+    """``torch.optim.Adam`` with ``foreach=True``: ``companion.optim.Adam``'s updates, faster."""
+    return torch.optim.Adam(params, lr=lr, betas=_betas(betas), foreach=True)
+
 
 __all__ = [
     "Generator",
@@ -53,6 +59,7 @@ __all__ = [
     "class_coverage",
     "DigitsClassifier",
     "train_digits_classifier",
+    "train_digits_gan",
 ]
 
 
@@ -235,7 +242,8 @@ class GANTrainer:
     latent_dim : int
     lr : float, default 2e-4
     betas : tuple of two floats, default (0.5, 0.999)
-        Both networks get their own :class:`companion.optim.Adam` with these settings.
+        Both networks get their own Adam with these settings: ``torch.optim.Adam`` with
+        ``foreach=True``, whose updates are :class:`companion.optim.Adam`'s bit for bit.
     device : str or torch.device, optional
         ``None`` picks CUDA when present, else the CPU.
     label_smoothing : float, default 0.0
@@ -301,8 +309,10 @@ class GANTrainer:
         self.discriminator = discriminator.to(self.device)
         self.img_shape = getattr(generator, "img_shape", None)
         self.criterion = nn.BCEWithLogitsLoss()
-        self.optimizer_G = Adam(self.generator.parameters(), lr=lr, betas=betas)
-        self.optimizer_D = Adam(self.discriminator.parameters(), lr=lr, betas=betas)
+        # torch's Adam, all tensors at once (foreach): the same numbers as chapter 4's Adam, bit
+        # for bit, in about half the time.
+        self.optimizer_G = _adam(self.generator.parameters(), lr=lr, betas=betas)
+        self.optimizer_D = _adam(self.discriminator.parameters(), lr=lr, betas=betas)
         self._rng = torch.Generator()
         if seed is None:
             self._rng.seed()
@@ -721,7 +731,7 @@ def train_digits_classifier(seed: int = 0, epochs: int = 40, n_test: int = 397):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = DigitsClassifier()
-        optimizer = Adam(model.parameters(), lr=1e-3)
+        optimizer = _adam(model.parameters(), lr=1e-3)
         criterion = nn.CrossEntropyLoss()
         Xtr, ytr = X[train_idx], y[train_idx]
         for _ in range(epochs):
@@ -736,3 +746,60 @@ def train_digits_classifier(seed: int = 0, epochs: int = 40, n_test: int = 397):
         acc = (model(X[test_idx]).argmax(1) == y[test_idx]).float().mean().item()
     model.train_idx, model.test_idx, model.test_accuracy = train_idx, test_idx, acc
     return model
+
+
+def train_digits_gan(images, seed: int = 0, epochs: int = 60, device="cpu"):
+    r"""Train chapter 7's GAN on 8×8 digits, deterministically: the recipe, in one place.
+
+    After ``seed_everything(seed)``: a :class:`Generator` from 32-dimensional noise with hidden
+    widths (128, 256), a :class:`Discriminator` with (256, 128) and dropout 0.3, and a
+    :class:`GANTrainer` with Adam at :math:`5 \times 10^{-4}`, :math:`\beta = (0.5, 0.999)`,
+    one-sided label smoothing 0.1 (real target 0.9) and its own noise generator seeded with
+    ``seed``; then ``epochs`` epochs over ``images`` in shuffled batches of 64 (the last,
+    incomplete one dropped), recording samples of the fixed noise after every epoch.
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        Training images in :math:`[-1, 1]`, shape ``(n, 1, 8, 8)``.
+    seed : int, default 0
+        Seeds the weights, the noise and the batch order.
+    epochs : int, default 60
+        ``0`` returns the untrained pair (the chapter's control) and an empty history.
+    device : str or torch.device, default "cpu"
+
+    Returns
+    -------
+    gan : GANTrainer
+    history : dict
+        What :meth:`GANTrainer.fit` returns (``{}`` for ``epochs=0``).
+    """
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from .utils import seed_everything
+
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a tensor; got {type(images).__name__}")
+    if tuple(images.shape[1:]) != (1, 8, 8):
+        shape = tuple(images.shape)
+        raise ValueError(f"images must have shape (n, 1, 8, 8); got {shape}")
+    seed = _validate.nonnegative_int(seed, "seed")
+    epochs = _validate.nonnegative_int(epochs, "epochs")
+    seed_everything(seed)
+    generator = Generator(32, (1, 8, 8), hidden=(128, 256))
+    discriminator = Discriminator((1, 8, 8), hidden=(256, 128), dropout=0.3)
+    gan = GANTrainer(
+        generator, discriminator, latent_dim=32, lr=5e-4,
+        betas=(0.5, 0.999), device=device, label_smoothing=0.1, seed=seed,
+    )  # fmt: skip
+    if epochs == 0:
+        return gan, {}
+    loader = DataLoader(
+        TensorDataset(images),
+        batch_size=64,
+        shuffle=True,
+        drop_last=True,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    history = gan.fit(loader, epochs, progress=False, sample_every=1)
+    return gan, history

@@ -341,7 +341,7 @@ def train_shapes_cnn(
         model,
         lambda: ConvolutionalNN(1, 3, channels=(16, 32, 64), dropout_rate=0.3, input_size=size),
     )
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     loaders = train_val_loaders(images, labels, train_size=int(0.8 * n), batch_size=64, seed=seed)
     trainer = Trainer(model, device="cpu")
@@ -394,7 +394,7 @@ def train_digits_cnn(seed: int = 0, epochs: int = 15, lr: float = 3e-3, model=No
         model,
         lambda: ConvolutionalNN(1, 10, dropout_rate=0.3, input_size=8),
     )
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     trainer = Trainer(model, device="cpu")
     trainer.fit(*loaders, epochs, optimizer=optimizer, scheduler=scheduler, progress=False)
@@ -457,7 +457,7 @@ def train_seed_mlp(
     X, y = make_seed_dataset()
     seed_everything(seed)
     model = NeuralNetwork(10, [64, 32], 3, dropout_rate=0.2)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
     if schedule == "cosine":
         scheduler = lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     elif schedule == "step":  # the notes' schedule

@@ -604,11 +604,13 @@ class ProgressiveUnfreezingTrainer(Trainer):
             unfreeze(self.model, n_groups, bn=bn)
             groups = param_groups(self.model, lr, decay)
             if optimizer == "adamw":
-                opt = torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
+                opt = torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay, foreach=True)
             elif optimizer == "adam":
-                opt = torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
+                opt = torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay, foreach=True)
             else:
-                opt = torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=weight_decay)
+                opt = torch.optim.SGD(
+                    groups, lr=lr, momentum=0.9, weight_decay=weight_decay, foreach=True
+                )
             trainable = count_trainable(self.model)
             self.fit(train_loader, val_loader, epochs, optimizer=opt, progress=progress)
             self.phases.append(
@@ -742,7 +744,9 @@ def pretrain_backbone(
         torch.manual_seed(seed)
         model = SmallResNet(num_classes)
         trainer = Trainer(model, device=device)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=lr, weight_decay=weight_decay, foreach=True
+        )
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
         trainer.fit(
             _FirstBatches(train, steps),
@@ -963,6 +967,7 @@ def train_few_shot(
                 model.parameters(),
                 lr=settings["lr"],
                 weight_decay=settings.get("weight_decay", 0.0),
+                foreach=True,
             )
             trainer.fit(train, None, settings["epochs"], optimizer=optimizer, progress=False)
             trainer.test_acc = None if test_loader is None else trainer.validate(test_loader)[1]

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import os
 import platform
 import random
 import sys
+import textwrap
 
 import numpy as np
 import torch
 
 from . import _validate
 
-__all__ = ["seed_everything", "get_device", "use_device", "mean_range", "executed_with"]
+__all__ = [
+    "seed_everything",
+    "get_device",
+    "use_device",
+    "mean_range",
+    "executed_with",
+    "recipe_source",
+]
 
 _default_device: torch.device | None = None
 
@@ -226,3 +236,25 @@ def mean_range(values, fmt: str = ".3f") -> str:
     except ValueError as err:
         raise ValueError(f"fmt={fmt!r} is not a valid format for a float: {err}") from err
     return f"{parts[0]} ({parts[1]} to {parts[2]})"
+
+
+def recipe_source(func) -> str:
+    """The source code of ``func`` without its docstring: how a chapter shows a recipe.
+
+    The code is read from the installed package (:func:`inspect.getsource`), the one copy that
+    every chapter runs, so the page cannot show code other than what was executed.
+
+    Raises
+    ------
+    TypeError
+        If ``func`` is not a Python function.
+    """
+    if not inspect.isfunction(func):
+        raise TypeError(f"func must be a Python function; got {type(func).__name__}")
+    lines = textwrap.dedent(inspect.getsource(func)).splitlines()
+    body = ast.parse("\n".join(lines)).body[0].body
+    first = body[0]
+    is_doc = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+    if is_doc and isinstance(first.value.value, str):
+        del lines[first.lineno - 1 : first.end_lineno]
+    return "\n".join(lines)

@@ -38,18 +38,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from companion import (
-    Discriminator,
-    GANTrainer,
     Generator,
     class_coverage,
     frechet_distance,
     load_digits_tensors,
     plot_image_grid,
-    seed_everything,
+    recipe_source,
     train_digits_classifier,
+    train_digits_gan,
 )
 
 # %% [markdown]
@@ -181,7 +179,8 @@ assert classifier.test_accuracy >= 0.95
 # far more than $8 \times 8$ images need) from 32-dimensional noise, a discriminator with two
 # (256 and 128, dropout 0.3), both trained with Adam at $5 \times 10^{-4}$ and
 # $\beta_1 = 0.5$, batches of 64, for 60 epochs. Each step first updates $D$ on a real and a
-# generated batch, then $G$ against the updated $D$.
+# generated batch, then $G$ against the updated $D$. The recipe is
+# {py:func}`companion.gan.train_digits_gan`, printed below from the package.
 #
 # Real images get the target $0.9$ instead of 1 (*one-sided label smoothing*,
 # {cite}`salimans2016`). With target 1 the discriminator's loss on a real image,
@@ -208,26 +207,26 @@ for smoothed in (1.0, 0.9):
         # the minimum is at ln 9, and a logit of 10 is pushed back
         assert abs(slope[0]) < 1e-6 and slope[1] > 0.09
 
+# %%
+print(recipe_source(train_digits_gan))
+
+# %% [markdown]
+# A GAN's outcome depends on its seed more than most networks' do, so the recipe runs with
+# three seeds; the figures show seed 0, and every claim below is checked on all three. The
+# untrained pair of seed 0 (`epochs=0`) is kept as a control.
+
 # %% tags=["nbval-ignore-output"]
 # Output varies in the last digits across CPU models; the asserts carry the claims.
-seed_everything(0)
-generator = Generator(32, (1, 8, 8), hidden=(128, 256))
-discriminator = Discriminator((1, 8, 8), hidden=(256, 128), dropout=0.3)
-gan = GANTrainer(
-    generator, discriminator, latent_dim=32, lr=5e-4, betas=(0.5, 0.999), device=DEVICE,
-    label_smoothing=0.1, seed=0,
-)  # fmt: skip
-untrained_samples = gan.sample(5 * 397)  # five draws of 397, to compare with
-loader = DataLoader(
-    TensorDataset(train_images),
-    batch_size=64,
-    shuffle=True,
-    drop_last=True,
-    generator=torch.Generator().manual_seed(0),
-)
-history = gan.fit(loader, epochs=60, progress=False, sample_every=1)
-print(f"final epoch: D(x) = {history['d_real'][-1]:.2f}, D(G(z)) = {history['d_fake'][-1]:.2f}")
-assert 0.2 < history["d_fake"][-1] < history["d_real"][-1] < 0.8
+SEEDS = (0, 1, 2)
+runs = {seed: train_digits_gan(train_images, seed, device=DEVICE) for seed in SEEDS}
+gan, history = runs[0]  # drawn below
+untrained, _ = train_digits_gan(train_images, 0, epochs=0, device=DEVICE)
+untrained_samples = untrained.sample(5 * 397)  # five draws of 397, to compare with
+for seed, (_, h) in runs.items():
+    print(
+        f"seed {seed}, final epoch: D(x) = {h['d_real'][-1]:.2f}, D(G(z)) = {h['d_fake'][-1]:.2f}"
+    )
+assert all(0.2 < h["d_fake"][-1] < h["d_real"][-1] < 0.8 for _, h in runs.values())
 
 # %%
 epochs = np.arange(1, 61)
@@ -283,7 +282,8 @@ plt.show()
 # The estimate depends on the sample size: $d^2$ computed from $n$ samples is biased upward,
 # the more so the smaller $n$ (below, real digits score worse in draws of 100 than of 397).
 # So every set has exactly as many images as the 397 held-out digits it is compared with,
-# and each score is printed as the mean and range over five draws.
+# and each score is printed as the mean and range over five draws (fifteen for the GAN: five
+# from each seed).
 
 
 # %% tags=["nbval-ignore-output"]
@@ -301,7 +301,9 @@ noise_rng = torch.Generator().manual_seed(0)
 noise = torch.rand(5 * n, 1, 8, 8, generator=noise_rng) * 2 - 1
 image_sets = {
     "real training digits": real_draws,
-    "trained GAN": gan.sample(5 * n).split(n),
+    "trained GAN": [  # five draws from each seed
+        x for g, _ in runs.values() for x in g.sample(5 * n).split(n)
+    ],
     "untrained generator": untrained_samples.split(n),
     "uniform noise": noise.split(n),
 }
@@ -319,14 +321,16 @@ assert min(small) > floor.max()  # biased upward at the smaller n
 assert fid["trained GAN"].max() < 0.25 * fid["uniform noise"].min()
 assert fid["trained GAN"].max() < fid["untrained generator"].min() / 20
 assert fid["trained GAN"].min() > floor.max()
-assert fid["trained GAN"].mean() > 2 * floor.mean()
+ratio = fid["trained GAN"].mean() / floor.mean()
+print(f"GAN's mean d^2 over the real digits' mean: {ratio:.1f}")
+assert 1.5 < ratio < 3
 
 # %% [markdown]
 # The trained generator's squared distance to real digits is more than twenty times smaller
 # than the untrained generator's (more than four times in the distance $d$ itself), and below
-# a quarter of the noise's. It is still above the floor: every draw of the GAN scores worse
-# than every draw of real digits, and its mean is more than twice theirs — measurably short of
-# the data.
+# a quarter of the noise's. It is still above the floor: every draw of the GAN, from every
+# seed, scores worse than every draw of real digits, and its mean is about twice theirs:
+# measurably short of the data.
 #
 # Why does the untrained generator score *worse* than noise? Its images are nearly constant
 # grey — a freshly initialised network maps all noise vectors to almost the same output — so
@@ -376,7 +380,7 @@ assert abs(fid["untrained generator"][0] - approx) < 0.1 * approx
 # Output varies in the last digits across CPU models; the asserts carry the claims.
 coverage_sets = {
     "held-out digits": held_out,
-    "trained GAN": gan.sample(1000),
+    **{f"GAN, seed {seed}": g.sample(1000) for seed, (g, _) in runs.items()},
     "untrained generator": untrained_samples[:1000],
     "uniform noise": noise[:1000],
 }
@@ -395,12 +399,12 @@ for name, images in coverage_sets.items():
 passes = {name: result["passes"] for name, result in coverage.items()}
 assert argmax_classes["uniform noise"] >= 9  # the argmax count passes ...
 assert argmax_classes["untrained generator"] >= 8  # ... both controls
-assert passes["held-out digits"] and passes["trained GAN"]
+assert passes["held-out digits"] and all(passes[f"GAN, seed {s}"] for s in SEEDS)
 assert not passes["untrained generator"] and not passes["uniform noise"]
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.2))
-for shift, name in ((-0.2, "trained GAN"), (0.2, "uniform noise")):
+for shift, name in ((-0.2, "GAN, seed 0"), (0.2, "uniform noise")):
     sure = coverage[name]["confident"].numpy()
     ax.bar(np.arange(10) + shift, sure, 0.4, label=name)
 ax.axhline(5, color="grey", ls="--", lw=0.8, label="0.5 % of the images")

@@ -199,14 +199,25 @@ def test_train_step_returns_finite_stats_and_updates_both_networks():
     assert changed(before_d, trainer.discriminator)
 
 
-def test_optimizers_are_companion_adam_with_gan_betas():
+def test_optimizers_use_gan_betas_and_update_like_companion_adam():
     from companion.optim import Adam
 
     trainer = small_gan()
-    for opt in (trainer.optimizer_G, trainer.optimizer_D):
-        assert isinstance(opt, Adam)
+    for opt, net in ((trainer.optimizer_G, trainer.generator),
+                     (trainer.optimizer_D, trainer.discriminator)):  # fmt: skip
         assert opt.param_groups[0]["lr"] == 2e-4
         assert opt.param_groups[0]["betas"] == (0.5, 0.999)
+        # the same five steps with the book's Adam, on a copy: bit-identical parameters
+        ours = [p.detach().clone().requires_grad_() for p in net.parameters()]
+        reference = Adam(ours, lr=2e-4, betas=(0.5, 0.999))
+        torch.manual_seed(3)
+        for _ in range(5):
+            grads = [torch.randn_like(p) for p in ours]
+            for p, q, g in zip(net.parameters(), ours, grads, strict=True):
+                p.grad, q.grad = g.clone(), g.clone()
+            opt.step()
+            reference.step()
+        assert all(torch.equal(p, q) for p, q in zip(net.parameters(), ours, strict=True))
 
 
 def fit_run(seed, epochs=3, labelled=False, sample_every=1):
@@ -456,3 +467,18 @@ def test_digits_classifier_is_accurate_deterministic_and_gives_features():
     again = train_digits_classifier(seed=0)
     assert again.test_accuracy == clf.test_accuracy
     assert all(torch.equal(p, q) for p, q in zip(clf.parameters(), again.parameters(), strict=True))
+
+
+def test_train_digits_gan_recipe_checks_its_images_and_returns_untrained_pair_for_zero_epochs():
+    from companion import train_digits_gan
+
+    with pytest.raises(TypeError, match="images must be a tensor"):
+        train_digits_gan([[0.0]])
+    with pytest.raises(ValueError, match=r"images must have shape \(n, 1, 8, 8\)"):
+        train_digits_gan(torch.zeros(10, 64))
+    first, history = train_digits_gan(torch.zeros(70, 1, 8, 8), seed=3, epochs=0)
+    again, _ = train_digits_gan(torch.zeros(70, 1, 8, 8), seed=3, epochs=0)
+    assert history == {}
+    assert torch.equal(first.sample(4), again.sample(4))  # seeded: the same untrained pair
+    _, trained = train_digits_gan(torch.rand(70, 1, 8, 8) * 2 - 1, seed=3, epochs=2)
+    assert len(trained["d_loss"]) == 2 and len(trained["samples"]) == 2

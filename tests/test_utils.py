@@ -142,3 +142,14 @@ def test_mean_range_reports_mean_min_and_max_in_the_given_format():
 def test_mean_range_rejects_bad_input_naming_the_argument(values, fmt, error, match):
     with pytest.raises(error, match=match):
         mean_range(values, fmt)
+
+
+def test_recipe_source_shows_the_code_without_its_docstring():
+    from companion import recipe_source, train_shapes_cnn
+
+    source = recipe_source(train_shapes_cnn)
+    assert source.startswith("def train_shapes_cnn(")
+    assert "Parameters" not in source and '"""' not in source
+    assert "trainer.fit(" in source  # the body is there
+    with pytest.raises(TypeError, match="func must be a Python function"):
+        recipe_source(len)
