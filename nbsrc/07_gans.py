@@ -513,8 +513,49 @@ check("7.2", gan_losses)
 # ```
 # ````
 #
-# ```{exercise} 7.3 The Fréchet distance of two Gaussians (hard, implement)
+# ```{exercise} 7.3 Repair the notes' generator block (medium, debug)
 # :label: ex-7-3
+# :nonumber:
+#
+# The notes build each generator layer with the block below. It has one planted defect (the
+# {ref}`pitfall <pitfall-batchnorm-eps>` above). Return the repaired block; the checker also
+# feeds it features of standard deviation 0.05, which must come out with unit variance.
+# ```
+
+
+# %%
+def generator_block(in_feat, out_feat):
+    # the notes' block, to repair:
+    # return nn.Sequential(
+    #     nn.Linear(in_feat, out_feat),
+    #     nn.BatchNorm1d(out_feat, 0.8),
+    #     nn.LeakyReLU(0.2),
+    # )
+    raise NotImplementedError  # your code here
+
+
+check("7.3", generator_block)
+
+# %% [markdown]
+# ````{solution} ex-7-3
+# :class: dropdown
+#
+# The second positional argument of `BatchNorm1d` is `eps`, so `0.8` is added to every
+# variance. If the notes meant Keras' momentum 0.8 (the weight of the *old* statistics), the
+# PyTorch equivalent is `momentum=0.2`; the default `0.1` works as well.
+#
+# ```python
+# def generator_block(in_feat, out_feat):
+#     return nn.Sequential(
+#         nn.Linear(in_feat, out_feat),
+#         nn.BatchNorm1d(out_feat),  # eps=1e-5, momentum=0.1
+#         nn.LeakyReLU(0.2),
+#     )
+# ```
+# ````
+#
+# ```{exercise} 7.4 The Fréchet distance of two Gaussians (hard, implement)
+# :label: ex-7-4
 # :nonumber:
 #
 # Write `frechet(feats_a, feats_b)` for NumPy arrays of shape `(n_a, k)` and `(n_b, k)`: the
@@ -531,10 +572,10 @@ def frechet(feats_a, feats_b):
     raise NotImplementedError  # your code here
 
 
-check("7.3", frechet)
+check("7.4", frechet)
 
 # %% [markdown]
-# ````{solution} ex-7-3
+# ````{solution} ex-7-4
 # :class: dropdown
 #
 # $\Sigma_a \Sigma_b$ is not symmetric, but it is similar to the symmetric positive

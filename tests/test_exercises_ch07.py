@@ -39,6 +39,14 @@ def g_detached(discriminator, real, fake, smoothing):
     return d_loss, nn.BCEWithLogitsLoss()(g, torch.ones_like(g))
 
 
+def block(bn=lambda n: nn.BatchNorm1d(n), slope=0.2, as_list=False):
+    def generator_block(in_feat, out_feat):
+        layers = [nn.Linear(in_feat, out_feat), bn(out_feat), nn.LeakyReLU(slope)]
+        return layers if as_list else nn.Sequential(*layers)
+
+    return generator_block
+
+
 def frechet_variant(*, bias=False, root="eig", mean=True, squared=True):
     def frechet(a, b):
         ca = np.cov(a, rowvar=False, bias=bias)
@@ -74,12 +82,12 @@ WRONG = [
     ("7.2", losses(g_t=0.0), "target 0"),
     ("7.2", g_detached, "do not detach"),
     ("7.2", lambda d, r, f, s: (0.0, 0.0), "tensors"),
-    ("7.3", frechet_variant(bias=True), "divide by n"),
-    ("7.3", frechet_variant(root="elementwise"), "matrix square root"),
-    ("7.3", frechet_variant(root="trace"), "sqrt(Tr(Sigma_a Sigma_b))"),
-    ("7.3", frechet_variant(mean=False), "mean term"),
-    ("7.3", frechet_variant(squared=False), "not d^2"),
-    ("7.3", lambda a, b: frechet_variant()(a.T, b.T), "rowvar=False"),
+    ("7.4", frechet_variant(bias=True), "divide by n"),
+    ("7.4", frechet_variant(root="elementwise"), "matrix square root"),
+    ("7.4", frechet_variant(root="trace"), "sqrt(Tr(Sigma_a Sigma_b))"),
+    ("7.4", frechet_variant(mean=False), "mean term"),
+    ("7.4", frechet_variant(squared=False), "not d^2"),
+    ("7.4", lambda a, b: frechet_variant()(a.T, b.T), "rowvar=False"),
 ]
 
 
@@ -88,7 +96,12 @@ test_a_realistic_wrong_answer_gets_its_intended_hint = wrong_answer_test(WRONG)
 
 def test_sqrtm_answer_is_caught_on_singular_covariances_or_passes():
     """scipy's sqrtm agrees on full-rank covariances; on singular ones it may go complex."""
-    result = check("7.3", frechet_variant(root="sqrtm"), quiet=True)
+    result = check("7.4", frechet_variant(root="sqrtm"), quiet=True)
     assert result.status in ("correct", "wrong")
     if result.status == "wrong":
         assert "singular" in result.message or "fewer samples" in result.message, str(result)
+
+
+def test_repaired_generator_block_passes_as_a_module_or_a_list():
+    for answer in (block(), block(as_list=True), block(lambda n: nn.BatchNorm1d(n, momentum=0.2))):
+        assert check("7.3", answer, quiet=True).status == "correct"

@@ -1,5 +1,5 @@
-r"""Checkers for chapter 7's exercises: label smoothing, the GAN losses, the Fréchet
-distance."""
+r"""Checkers for chapter 7's exercises: label smoothing, the GAN losses, the notes'
+generator block, the Fréchet distance."""
 
 from __future__ import annotations
 
@@ -157,12 +157,81 @@ def check_gan_losses(answer):
     return "both losses match GANTrainer's, and only g_loss reaches the generator."
 
 
+def _as_module(block) -> nn.Module:
+    if isinstance(block, list | tuple) and all(isinstance(m, nn.Module) for m in block):
+        return nn.Sequential(*block)
+    if isinstance(block, nn.Module):
+        return block
+    raise Wrong(
+        f"generator_block must return an nn.Module (or a list of modules); got "
+        f"{type(block).__name__}"
+    )
+
+
+@exercise("7.3", "Repair the notes' generator block", level="medium", kind="debug")
+def check_generator_block(answer):
+    r"""``answer(in_feat, out_feat)`` must return the notes' block, ``Linear(in_feat,
+    out_feat)``, ``BatchNorm1d(out_feat)``, ``LeakyReLU(0.2)``, with the planted defect gone:
+    the BatchNorm's :math:`\epsilon` small (the notes' positional ``0.8`` is eps, not momentum)
+    and its momentum a weight for the *new* batch (the default 0.1, or Keras' 0.8 translated to
+    0.2). The symptom is checked too: on features of standard deviation 0.05, the normalised
+    output :math:`(z - \mu) / \sqrt{\sigma^2 + \epsilon}` must have unit variance."""
+    block = _as_module(call(answer, 16, 32, what="generator_block"))
+    layers = [m for m in block.modules() if not list(m.children())]
+    norms = [m for m in layers if isinstance(m, nn.BatchNorm1d)]
+    if not norms:
+        raise Wrong(
+            "the block has no BatchNorm1d any more",
+            "repair its arguments; the normalisation itself is not the defect",
+        )
+    (bn,) = norms[:1]
+    if math.isclose(bn.eps, 0.8):
+        raise Wrong(
+            "eps is still 0.8: the planted defect",
+            "BatchNorm1d(num_features, eps, momentum): the second positional argument is eps; "
+            "name what you mean (momentum=...) or keep the defaults",
+        )
+    if bn.eps > 1e-3:
+        raise Wrong(f"eps = {bn.eps:g} is far too large", "keep the default eps = 1e-5")
+    if bn.momentum is None or not 0.01 <= bn.momentum <= 0.3:
+        if bn.momentum is not None and math.isclose(bn.momentum, 0.8):
+            raise Wrong(
+                "momentum = 0.8 in PyTorch makes each running statistic 80 % the latest batch",
+                "PyTorch's momentum weighs the new batch (Keras' weighs the old): Keras' 0.8 "
+                "is PyTorch's 0.2, and the default 0.1 is fine",
+            )
+        raise Wrong(f"momentum = {bn.momentum}; expected about 0.1 (the default) or 0.2", None)
+    linears = [m for m in layers if isinstance(m, nn.Linear)]
+    if len(linears) != 1 or (linears[0].in_features, linears[0].out_features) != (16, 32):
+        raise Wrong("the block must start with one Linear(in_feat, out_feat)", None)
+    slopes = [m.negative_slope for m in layers if isinstance(m, nn.LeakyReLU)]
+    if slopes != [0.2]:
+        raise Wrong("the block must end with LeakyReLU(0.2), as the notes' does", None)
+    gen = torch.Generator().manual_seed(_SEED)
+    z = 0.05 * torch.randn(512, 32, generator=gen) + 0.3
+    bn.train()
+    with torch.no_grad():
+        std = bn(z).std(0).mean().item()
+    if not 0.95 < std < 1.05:
+        raise Wrong(
+            f"features of standard deviation 0.05 come out with {std:.2f}, not 1",
+            "the normalisation divides by sqrt(var + eps): eps must be small next to var",
+        )
+    out = call(block, torch.randn(8, 16, generator=gen), what="the block")
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (8, 32):
+        raise Wrong("the block must map (batch, in_feat) to (batch, out_feat)", None)
+    return (
+        f"eps = {bn.eps:g}, momentum = {bn.momentum:g}: small-variance features come out with "
+        f"unit variance ({std:.3f})."
+    )
+
+
 def _features(n, k, shift, rng):
     mix = rng.normal(size=(k, k))
     return rng.normal(size=(n, k)) @ mix + shift
 
 
-@exercise("7.3", "The Fréchet distance of two Gaussians", level="hard", kind="implement")
+@exercise("7.4", "The Fréchet distance of two Gaussians", level="hard", kind="implement")
 def check_frechet(answer):
     r"""``answer(feats_a, feats_b)``, NumPy arrays of shape ``(n_a, k)`` and ``(n_b, k)``, must
     return the float
