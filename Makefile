@@ -15,6 +15,7 @@ STAMP := $(VENV)/.installed
 CHAPTERS ?= $(basename $(notdir $(wildcard nbsrc/*.py)))
 BOOK_HTML := _build/html/index.html
 PORT ?= 8000
+THREAD_ARGS ?=
 # One BLAS/OpenMP thread per process: the small models of the book run faster that way, two
 # pytest workers do not fight over two cores, and printed numbers do not depend on the core count.
 # The same arithmetic on every x86-64 CPU: ATen's and oneDNN's kernels are capped at AVX2, and
@@ -25,10 +26,11 @@ PORT ?= 8000
 DETERMINISTIC_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
 	ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=COMPATIBLE ONEDNN_MAX_CPU_ISA=AVX2
 
-.PHONY: help setup book serve test lint check-pairing unit build notebooks cpu-check pretrain bench clean
+.PHONY: help setup book serve test lint check-pairing unit build notebooks cpu-check thread-check \
+	pretrain bench clean
 
 help:
-	@echo "make book | serve | test | notebooks | pretrain | bench | setup | clean  (see README.md)"
+	@echo "make book | serve | test | notebooks | cpu-check | thread-check | colab-check | check-html | pretrain | bench | setup | clean  (see README.md)"
 
 ## setup: create .venv and install the pinned environment; a no-op once done
 setup: $(STAMP)
@@ -115,6 +117,11 @@ cpu-check: setup
 	OMP_NUM_THREADS=4 MKL_NUM_THREADS=4 ATEN_CPU_CAPABILITY=default MKL_CBWR=AUTO \
 	  $(BIN)/pytest -n 2 --dist loadfile --nbval --nbval-sanitize-with nbval.cfg book -p no:cacheprovider
 
+## thread-check: execute every chapter again with 2 and 4 BLAS/OpenMP threads and compare *all*
+## text outputs (tagged cells too) with the committed ones, executed with one thread
+thread-check: setup
+	$(BIN)/python ci/thread_check.py $(THREAD_ARGS)
+
 ## pretrain: re-train chapter 9's backbones into companion/weights/ and record their SHA-256 and
 ## source accuracy in companion/weights/backbones.json (deterministic; commit the three files)
 pretrain: setup
@@ -126,6 +133,7 @@ bench: setup
 	$(DETERMINISTIC_ENV) $(BIN)/python benchmarks/run.py
 
 include ci/colab-check.mk
+include ci/check-html.mk
 
 clean:
 	rm -rf _build .jupyter_cache .pytest_cache .ruff_cache

@@ -241,7 +241,7 @@ def mean_range(values, fmt: str = ".3f") -> str:
 def recipe_source(func) -> str:
     """The source code of ``func`` without its docstring: how a chapter shows a recipe.
 
-    The code is read from the installed package (:func:`inspect.getsource`), the one copy that
+    The code is read from the installed package (``inspect.getsource``), the one copy that
     every chapter runs, so the page cannot show code other than what was executed.
 
     Raises
