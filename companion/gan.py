@@ -42,14 +42,8 @@ import torch
 from torch import nn
 
 from . import _validate
-from .optim import _betas
+from .optim import Adam
 from .utils import get_device
-
-
-def _adam(params, lr, betas=(0.9, 0.999)):
-    """``torch.optim.Adam`` with ``foreach=True``: ``companion.optim.Adam``'s updates, faster."""
-    return torch.optim.Adam(params, lr=lr, betas=_betas(betas), foreach=True)
-
 
 __all__ = [
     "Generator",
@@ -242,8 +236,7 @@ class GANTrainer:
     latent_dim : int
     lr : float, default 2e-4
     betas : tuple of two floats, default (0.5, 0.999)
-        Both networks get their own Adam with these settings: ``torch.optim.Adam`` with
-        ``foreach=True``, whose updates are :class:`companion.optim.Adam`'s bit for bit.
+        Both networks get their own :class:`companion.optim.Adam` with these settings.
     device : str or torch.device, optional
         ``None`` picks CUDA when present, else the CPU.
     label_smoothing : float, default 0.0
@@ -309,10 +302,8 @@ class GANTrainer:
         self.discriminator = discriminator.to(self.device)
         self.img_shape = getattr(generator, "img_shape", None)
         self.criterion = nn.BCEWithLogitsLoss()
-        # torch's Adam, all tensors at once (foreach): the same numbers as chapter 4's Adam, bit
-        # for bit, in about half the time.
-        self.optimizer_G = _adam(self.generator.parameters(), lr=lr, betas=betas)
-        self.optimizer_D = _adam(self.discriminator.parameters(), lr=lr, betas=betas)
+        self.optimizer_G = Adam(self.generator.parameters(), lr=lr, betas=betas)
+        self.optimizer_D = Adam(self.discriminator.parameters(), lr=lr, betas=betas)
         self._rng = torch.Generator()
         if seed is None:
             self._rng.seed()
@@ -731,7 +722,7 @@ def train_digits_classifier(seed: int = 0, epochs: int = 40, n_test: int = 397):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = DigitsClassifier()
-        optimizer = _adam(model.parameters(), lr=1e-3)
+        optimizer = Adam(model.parameters(), lr=1e-3)
         criterion = nn.CrossEntropyLoss()
         Xtr, ytr = X[train_idx], y[train_idx]
         for _ in range(epochs):
@@ -779,7 +770,8 @@ def train_digits_gan(images, seed: int = 0, epochs: int = 60, device="cpu"):
     from .utils import seed_everything
 
     if not isinstance(images, torch.Tensor):
-        raise TypeError(f"images must be a tensor; got {type(images).__name__}")
+        name = type(images).__name__
+        raise TypeError(f"images must be a tensor; got {name}")
     if tuple(images.shape[1:]) != (1, 8, 8):
         shape = tuple(images.shape)
         raise ValueError(f"images must have shape (n, 1, 8, 8); got {shape}")

@@ -339,17 +339,43 @@ def train_shapes_cnn(
     seed_everything(seed)
     model = _recipe_model(
         model,
-        lambda: ConvolutionalNN(1, 3, channels=(16, 32, 64), dropout_rate=0.3, input_size=size),
+        lambda: ConvolutionalNN(
+            1,
+            3,
+            channels=(16, 32, 64),
+            dropout_rate=0.3,
+            input_size=size,
+        ),
     )
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    loaders = train_val_loaders(images, labels, train_size=int(0.8 * n), batch_size=64, seed=seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer,
+        T_max=epochs,
+    )
+    loaders = train_val_loaders(
+        images,
+        labels,
+        train_size=int(0.8 * n),
+        batch_size=64,
+        seed=seed,
+    )
     trainer = Trainer(model, device="cpu")
-    trainer.fit(*loaders, epochs, optimizer=optimizer, scheduler=scheduler, progress=False)
+    trainer.fit(
+        *loaders,
+        epochs,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        progress=False,
+    )
     return trainer, (images, labels, boxes)
 
 
-def train_digits_cnn(seed: int = 0, epochs: int = 15, lr: float = 3e-3, model=None):
+def train_digits_cnn(
+    seed: int = 0,
+    epochs: int = 15,
+    lr: float = 3e-3,
+    model=None,
+):
     r"""Train chapter 5's digits classifier, deterministically.
 
     scikit-learn's 1797 digits of 8 × 8 pixels are shuffled once by a fixed
@@ -385,7 +411,10 @@ def train_digits_cnn(seed: int = 0, epochs: int = 15, lr: float = 3e-3, model=No
     epochs = _validate.positive_int(epochs, "epochs")
     lr = _validate.positive_float(lr, "lr")
     images, labels = load_digits_tensors()
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+    order = torch.randperm(
+        len(images),
+        generator=torch.Generator().manual_seed(0),
+    )
     loaders = train_val_loaders(
         images[order], labels[order], train_size=1437, batch_size=64, seed=seed
     )
@@ -394,10 +423,19 @@ def train_digits_cnn(seed: int = 0, epochs: int = 15, lr: float = 3e-3, model=No
         model,
         lambda: ConvolutionalNN(1, 10, dropout_rate=0.3, input_size=8),
     )
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer,
+        T_max=epochs,
+    )
     trainer = Trainer(model, device="cpu")
-    trainer.fit(*loaders, epochs, optimizer=optimizer, scheduler=scheduler, progress=False)
+    trainer.fit(
+        *loaders,
+        epochs,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        progress=False,
+    )
     return trainer
 
 
@@ -457,7 +495,7 @@ def train_seed_mlp(
     X, y = make_seed_dataset()
     seed_everything(seed)
     model = NeuralNetwork(10, [64, 32], 3, dropout_rate=0.2)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     if schedule == "cosine":
         scheduler = lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     elif schedule == "step":  # the notes' schedule

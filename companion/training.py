@@ -366,7 +366,7 @@ class Trainer:
                 raise TypeError(f"optimizer must be a torch.optim.Optimizer; got {optimizer!r}")
             self.optimizer = optimizer
         elif self.optimizer is None:
-            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3, foreach=True)
+            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         if scheduler is not None:
             self.scheduler = scheduler
         self.scheduler_step = scheduler_step
@@ -526,7 +526,7 @@ class Trainer:
             self.optimizer = optimizer
         if state["optimizer"] is not None:
             if self.optimizer is None and state["optimizer_class"] == "Adam":
-                self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3, foreach=True)
+                self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
             if self.optimizer is None or type(self.optimizer).__name__ != state["optimizer_class"]:
                 raise ValueError(
                     f"the checkpoint holds a {state['optimizer_class']} state: pass "

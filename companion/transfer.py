@@ -604,13 +604,11 @@ class ProgressiveUnfreezingTrainer(Trainer):
             unfreeze(self.model, n_groups, bn=bn)
             groups = param_groups(self.model, lr, decay)
             if optimizer == "adamw":
-                opt = torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay, foreach=True)
+                opt = torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
             elif optimizer == "adam":
-                opt = torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay, foreach=True)
+                opt = torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
             else:
-                opt = torch.optim.SGD(
-                    groups, lr=lr, momentum=0.9, weight_decay=weight_decay, foreach=True
-                )
+                opt = torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=weight_decay)
             trainable = count_trainable(self.model)
             self.fit(train_loader, val_loader, epochs, optimizer=opt, progress=progress)
             self.phases.append(
@@ -744,9 +742,7 @@ def pretrain_backbone(
         torch.manual_seed(seed)
         model = SmallResNet(num_classes)
         trainer = Trainer(model, device=device)
-        optimizer = torch.optim.AdamW(
-            model.parameters(), lr=lr, weight_decay=weight_decay, foreach=True
-        )
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
         trainer.fit(
             _FirstBatches(train, steps),
@@ -967,7 +963,6 @@ def train_few_shot(
                 model.parameters(),
                 lr=settings["lr"],
                 weight_decay=settings.get("weight_decay", 0.0),
-                foreach=True,
             )
             trainer.fit(train, None, settings["epochs"], optimizer=optimizer, progress=False)
             trainer.test_acc = None if test_loader is None else trainer.validate(test_loader)[1]

@@ -163,7 +163,7 @@ def use_device(prefer: str | torch.device | None) -> torch.device:
 
 
 def executed_with() -> str:
-    """One line saying what ran a chapter: Python, torch, NumPy, threads, device and CPU.
+    """Two lines saying what ran a chapter: Python, torch, NumPy, threads, device and CPU.
 
     Each chapter ends with it, so a reader whose numbers differ in the last digits can see
     whether a different version, thread count, device or processor explains it.
@@ -171,13 +171,14 @@ def executed_with() -> str:
     Returns
     -------
     str
-        E.g. ``"Executed with Python 3.11.7, torch 2.5.1, NumPy 2.1.3; 1 CPU thread, device
-        cpu (AMD EPYC)"``.
+        Two lines, so that each fits the book's 79-character column, e.g.
+        ``"Executed with Python 3.11.7, torch 2.5.1, NumPy 2.1.3;"`` and
+        ``"1 CPU thread, device cpu (AMD EPYC)"``.
     """
     threads = torch.get_num_threads()
     return (
         f"Executed with Python {platform.python_version()}, torch {torch.__version__}, "
-        f"NumPy {np.__version__}; {threads} CPU thread{'s' if threads != 1 else ''}, "
+        f"NumPy {np.__version__};\n{threads} CPU thread{'s' if threads != 1 else ''}, "
         f"device {get_device()} ({_processor_name()})"
     )
 

@@ -98,7 +98,7 @@ assert np.isclose(z, -1.3) and round(float(y), 3) == 0.214
 # is taken to be $0$ there. The unit tests check all three derivatives against PyTorch's
 # automatic differentiation to $10^{-12}$.
 
-# %%
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Three panels plotting sigmoid, tanh and ReLU and their derivatives for x from -5 to 5."}}
 grid = np.linspace(-5, 5, 501)
 pairs = [
     ("sigmoid", sigmoid, sigmoid_grad),
@@ -216,7 +216,7 @@ assert np.all((share > 1 / 400) & (share < 1 / 150))
 # weights changes, from PyTorch's default to 32 times larger; the dashed line is the product of
 # the ten layers' mean slopes, the part the bound speaks about.
 
-# %%
+# %% mystnb={"image": {"alt": "Log-scale curve of the gradient ratio between layer 11 and layer 1 of ten sigmoid layers, growing as the initial weights are scaled up from 1 to 32 times PyTorch's default."}}
 scales = 2.0 ** np.arange(6)  # 1, 2, 4, ..., 32 times the default weights
 sweep = []  # one row per weight scale, one column per seed
 for c in scales:
@@ -279,7 +279,8 @@ with warnings.catch_warnings(record=True) as caught:
     naive = 1 / (1 + np.exp(-x_far))
     naive_grad = np.exp(-x_far) / (1 + np.exp(-x_far)) ** 2
 print("naive sigmoid:    ", naive, "  derivative:", naive_grad)
-print("warnings raised:  ", sorted({str(w.message) for w in caught}))
+for message in sorted({str(w.message) for w in caught}):
+    print("warning raised:   ", message)
 grad_far = sigmoid_grad(x_far)
 print("companion sigmoid:", sigmoid(x_far), "  derivative:", grad_far)
 assert np.isnan(naive_grad[0]) and len(caught) > 0
@@ -391,7 +392,7 @@ print(f"Novikoff bound (R/gamma)^2 = {bound:.0f}")
 assert mistakes[0] == sum(history["errors"])
 assert max(mistakes) <= bound
 
-# %%
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Scatter plot of two linearly separable classes of points with the straight decision boundary the perceptron learned between them."}}
 ax = plot_decision_regions(perceptron.predict, X, y)
 line_x = np.linspace(X[:, 0].min(), X[:, 0].max(), 2)
 ax.plot(line_x, (0.5 - line_x) / 2, "k--", lw=1, label="line of the data")
@@ -473,7 +474,7 @@ def two_layer_xor(X):
 print("two-layer network on XOR:", two_layer_xor(X_xor), " targets:", y_xor)
 assert np.array_equal(two_layer_xor(X_xor), y_xor)
 
-# %%
+# %% tags=["hide-input"] mystnb={"image": {"alt": "The four XOR points with the decision regions of two layers of perceptrons: a diagonal band separates the two classes."}}
 ax = plot_decision_regions(two_layer_xor, X_xor, y_xor, padding=0.6)
 ax.set_title("Two layers of perceptrons compute XOR")
 plt.show()

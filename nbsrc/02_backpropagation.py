@@ -112,8 +112,10 @@ with warnings.catch_warnings(record=True) as caught:
     edge = np.exp([709.78, 709.79])  # finite, then inf: e^z overflows
 messages = sorted({str(w.message) for w in caught})
 print("naive softmax:     ", naive[0], naive[1])
-print("warnings:          ", messages)
-print("companion.softmax: ", softmax(z_big), softmax(z_small))
+for message in messages:
+    print("warning:           ", message)
+print("companion.softmax: ", softmax(z_big))
+print("                   ", softmax(z_small))
 reference = softmax(np.array([0.0, 1.0, 2.0]))  # the same scores, shifted
 assert np.isfinite(edge[0]) and np.isinf(edge[1])
 assert np.array_equal(reference.round(3), [0.090, 0.245, 0.665])
@@ -256,8 +258,9 @@ dL_dw1_11 = dL_da1_1 * da1_dz1_1 * dz1_dw1_11
 print(f"delta2 = a2 - y = {delta2[0, 0]:.5f}")
 print(f"dL/dw2_1  = delta2 * a1_1 = {dL_dw2_1:.6f}")
 print(
-    f"dL/dw1_11 = dL/da1_1 * da1_1/dz1_1 * dz1_1/dw1_11 "
-    f"= {dL_da1_1:.5f} * {da1_dz1_1:.5f} * {dz1_dw1_11:.2f} = {dL_dw1_11:.7f}"
+    f"dL/dw1_11 = dL/da1_1 * da1_1/dz1_1 * dz1_1/dw1_11\n"
+    f"          = {dL_da1_1:.5f} * {da1_dz1_1:.5f} * {dz1_dw1_11:.2f}"
+    f" = {dL_dw1_11:.7f}"
 )
 
 # %% [markdown]
@@ -364,7 +367,7 @@ print(f"accuracy for seeds {SEEDS}: {xor_accuracy}")
 print(f"the loss falls by a factor {mean_range(drop, '.0f')}")
 assert all(a == 1.0 for a in xor_accuracy) and drop.min() > 100
 
-# %%
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Left, the training loss on XOR falling on a log scale over the epochs; right, the learned decision regions separating the four XOR points."}}
 fig, (ax_loss, ax_regions) = plt.subplots(1, 2, figsize=(9.5, 3.8))
 for s, h in zip(SEEDS, xor_histories, strict=True):
     ax_loss.semilogy(h["loss"], label=f"seed {s}")
@@ -425,7 +428,7 @@ assert val["MLP"].min() > 0.95 and val["linear"].min() > 0.95
 assert np.all((gain >= 0.015) & (gain <= 0.035))
 assert np.all((gap > 0.003) & (gap < 0.02))
 
-# %%
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Loss and accuracy curves over the epochs for the NumPy MLP and a linear model on the 3-class synthetic data: the MLP reaches far higher accuracy."}}
 mlp_history, linear_history = histories["MLP"][0], histories["linear"][0]
 fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9.5, 3.5))
 ax_loss.plot(mlp_history["loss"], label="training")
@@ -484,7 +487,7 @@ assert converged_val - val["linear"].max() >= 0.015  # 50 epochs left it behind
 # two hidden layers of 16 units with each activation. 60 epochs of mini-batches of 64 at
 # $\eta = 1$, three seeds:
 
-# %%
+# %% mystnb={"image": {"alt": "Decision regions learned on the two-moons data by networks of different sizes and activations, each titled with its held-out accuracy."}}
 X_moons, y_moons = make_moons(3000, noise=0.25, random_state=0)
 moons_train = X_moons[:300], y_moons[:300]
 moons_held_out = X_moons[300:], y_moons[300:]
@@ -703,6 +706,8 @@ stats = {key: per_seed(key) for key in KEYS}
 variance = {k: np.array([r["variance"] for r in v]) for k, v in stats.items()}
 ratio = {k: v[:, -1] / v[:, 0] for k, v in variance.items()}  # layer 10 / 1
 slope = {k: min(r["mean_slope"].min() for r in rs) for k, rs in stats.items()}
+
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Two log-scale panels of activation variance per layer over ten layers for ReLU and tanh networks with standard, Glorot and He initialisation: only He keeps the ReLU variance constant."}}
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
 for ax, activation in zip(axes, ("relu", "tanh"), strict=True):
     for f, init in KEYS:
@@ -715,12 +720,14 @@ for ax, activation in zip(axes, ("relu", "tanh"), strict=True):
     ax.legend(title="init")
 fig.tight_layout()
 plt.show()
+
+# %%
+print(f"{'':13}  Var z1  {'Var z10 / Var z1':<28}  smallest mean slope")
 for (activation, init), r in ratio.items():
     v1 = variance[activation, init][:, 0].mean()
     print(
-        f"{activation:>4} {init:>8}: Var z1 {v1:5.1f}, "
-        f"Var z10 / Var z1 {mean_range(r, '.1e')}, "
-        f"smallest mean slope {slope[activation, init]:.2f}"
+        f"{activation:>4} {init:>8}:  {v1:6.1f}  {mean_range(r, '.1e'):<28}  "
+        f"{slope[activation, init]:.2f}"
     )
 first_var = {init: variance["relu", init][:, 0] for init in INITS}
 assert np.allclose(first_var["standard"], 128, rtol=0.05)

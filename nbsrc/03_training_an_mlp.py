@@ -19,12 +19,13 @@
 # %%
 try:
     import companion
-except ImportError:  # on Colab: install the book's package from its repository, once
+except ImportError:  # on Colab: install the book's package, once
     import subprocess
     import sys
 
     REPOSITORY = "https://github.com/neural-networks-tested/book"
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}@main"])
+    PIP = [sys.executable, "-m", "pip", "install", "-q"]
+    subprocess.check_call([*PIP, f"git+{REPOSITORY}@main"])
     import companion
 
 SEED = companion.seed_everything(0)  # seeds everything, and one CPU thread
@@ -33,6 +34,7 @@ DEVICE = companion.use_device("cpu")  # the book's numbers are CPU numbers
 # %%
 import inspect
 import tempfile
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -159,7 +161,7 @@ print("global NumPy state untouched by make_seed_dataset:", untouched)
 try:
     make_seed_dataset(n_classes=5)
 except ValueError as err:
-    print("ValueError:", err)
+    print(textwrap.fill(f"ValueError: {err}", 79))
 assert X.shape == (1000, 10) and torch.bincount(y).sum() == 1000
 assert len(train_loader) == 25 and len(val_loader) == 7 and untouched
 
@@ -218,13 +220,14 @@ print(f"validation accuracy after 20 epochs: {history['val_acc'][19]:.1%}")
 print(f"validation accuracy after 50 epochs: {history['val_acc'][-1]:.1%}")
 majority = torch.bincount(y[800:]).max().item() / len(y[800:])
 print(f"always answering the most frequent class: {majority:.1%}")
-assert history["val_acc"][-1] > majority + 0.4  # far above the trivial baseline
+# far above the trivial baseline
+assert history["val_acc"][-1] > majority + 0.4
 print(
     "learning rate in epochs 1, 11, 21, 31, 41:",
-    [f"{lr:.0e}" for lr in history["lr"][::10]],
+    *[f"{lr:.0e}" for lr in history["lr"][::10]],
 )
 
-# %%
+# %% mystnb={"image": {"alt": "Training and validation loss and accuracy over 50 epochs of the notes' recipe, with the learning rate dropping tenfold every 10 epochs."}}
 fig = plot_history(history)
 fig.suptitle(
     "The original recipe: Adam 1e-3 with StepLR(step_size=10, gamma=0.1)",
@@ -247,7 +250,7 @@ assert np.isclose(history["lr"][40], 1e-7)
 # whether the model has even fitted what it was shown.
 
 # %% tags=["nbval-ignore-output"]
-# Output varies in the last digits across CPU models; the asserts carry the claims.
+# Output varies in the last digits across CPUs; the asserts carry the claims.
 SEEDS = (0, 1, 2)
 train_data = DataLoader(TensorDataset(X[:800], y[:800]), batch_size=400)
 runs = {(1e-3, "step", 0): original}  # seed 0 of the notes' recipe ran above
@@ -328,7 +331,7 @@ assert np.isclose(notes["budget"], 10e-3 * (1 - 0.1**5) / (1 - 0.1))
 assert np.isclose(cosine["budget"], 1e-3 * 25.5)  # sum of cos(pi t / 50) is 1
 assert np.isclose(larger["budget"], 10 * notes["budget"])
 assert np.isclose(both["budget"], 10 * cosine["budget"])
-# the notes' recipe underfits: 2x the training loss of cosine, ~10x that of 1e-2
+# the notes' recipe underfits: 2x cosine's training loss, ~10x that of 1e-2
 assert min(notes["fit"]) > 2 * max(cosine["fit"])
 assert min(notes["fit"]) > 5 * max(larger["fit"])
 assert 8 < np.mean(notes["fit"]) / np.mean(larger["fit"]) < 14
@@ -375,7 +378,7 @@ for seed in SEEDS:
 # reuses the model of seed 0. Chapter 4 derives both Adam and the schedule. Three seeds again:
 
 # %% tags=["nbval-ignore-output"]
-# Output varies in the last digits across CPU models; the asserts carry the claims.
+# Output varies in the last digits across CPUs; the asserts carry the claims.
 better_runs = [train_seed_mlp(seed) for seed in SEEDS]
 better = better_runs[0]
 better_acc = [run.history["val_acc"][-1] for run in better_runs]
@@ -387,7 +390,7 @@ assert 0.92 <= np.mean(notes["acc"]) <= 0.945
 gain = np.mean(better_acc) - np.mean(notes["acc"])
 assert gain > np.ptp(better_acc) + np.ptp(notes["acc"])
 
-# %%
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Training and validation loss and accuracy over 100 epochs of Adam at 1e-2 with cosine annealing, reaching higher validation accuracy."}}
 fig = plot_history(better.history)
 fig.suptitle("Adam 1e-2, cosine annealing over 100 epochs (seed 0)", y=1.03)
 plt.show()
@@ -398,7 +401,7 @@ plt.show()
 # minimum well before the end and then creeps up while the training loss keeps falling.
 
 # %% tags=["nbval-ignore-output"]
-# Output varies in the last digits across CPU models; the asserts carry the claims.
+# Output varies in the last digits across CPUs; the asserts carry the claims.
 for seed, run in zip(SEEDS, better_runs, strict=True):
     val_loss, val_acc = run.history["val_loss"], run.history["val_acc"]
     best = int(np.argmin(val_loss))
@@ -432,7 +435,7 @@ for run, epoch in zip(better_runs, minima, strict=True):  # still falling
 # so those last 8 weigh as much as 32 others:
 
 # %% tags=["nbval-ignore-output"]
-# Output varies in the last digits across CPU models; the asserts carry the claims.
+# Output varies in the last digits across CPUs; the asserts carry the claims.
 errors = []
 for run in better_runs:
     run.model.eval()
@@ -540,14 +543,13 @@ for name, group in [("no dropout", plain), ("dropout 0.5", dropout)]:
         "ratio": [v[-1] / min(v) for v in val],
     }
     s = summary[name]
-    print(
-        f"{name:>11}: final training loss {mean_range(s['train'], '.4f')};"
-        f" validation loss best {mean_range(s['best'], '.3f')}"
-        f" at epoch {mean_range(s['epoch'], '.0f')},"
-        f" final / best {mean_range(s['ratio'], '.2f')}"
-    )
+    print(f"{name}:")
+    print(f"  final training loss  {mean_range(s['train'], '.4f')}")
+    print(f"  best validation loss {mean_range(s['best'], '.3f')}")
+    print(f"  at epoch             {mean_range(s['epoch'], '.0f')}")
+    print(f"  final / best         {mean_range(s['ratio'], '.2f')}")
 
-# %%
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Cross-entropy over 60 epochs: the training loss without dropout falls towards zero while both validation losses dip and climb again, dropout's later; dotted lines mark where early stopping keeps and stops."}}
 fig, ax = plt.subplots(figsize=(7, 4))
 epochs = np.arange(1, 61)
 curves = [
@@ -625,7 +627,8 @@ assert np.isclose(early.validate(val_all)[0], min(early.history["val_loss"]))
 # %%
 release = torch.__version__.split("+")[0]
 version = tuple(int(part) for part in release.split(".")[:2])
-print(f"PyTorch at least 2.10: {version >= (2, 10)}")  # the version: the last cell
+# the version: the last cell
+print(f"PyTorch at least 2.10: {version >= (2, 10)}")
 assert version >= (2, 10)
 
 
@@ -697,7 +700,7 @@ trainer = Trainer(NeuralNetwork(10, [64, 32], 3), device=DEVICE)
 try:
     trainer.fit(broken_loader, val_loader, epochs=3, progress=False)
 except FloatingPointError as err:
-    print("FloatingPointError:", err)
+    print(textwrap.fill(f"FloatingPointError: {err}", 79))
 assert trainer.epoch == 0
 assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
 
@@ -715,7 +718,7 @@ try:
     trainer.fit(in_order, None, epochs=1, optimizer=sgd, progress=False)
 except FloatingPointError as err:
     message = str(err)
-    print("FloatingPointError:", message)
+    print(textwrap.fill(f"FloatingPointError: {message}", 79))
 weights = [p.detach() for p in trainer.model.parameters()]
 largest = max(w.abs().max().item() for w in weights)
 assert all(torch.isfinite(w).all() for w in weights) and largest > 1e20

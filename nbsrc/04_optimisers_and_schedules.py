@@ -20,12 +20,13 @@
 # %%
 try:
     import companion
-except ImportError:  # on Colab: install the book's package from its repository, once
+except ImportError:  # on Colab: install the book's package, once
     import subprocess
     import sys
 
     REPOSITORY = "https://github.com/neural-networks-tested/book"
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}@main"])
+    PIP = [sys.executable, "-m", "pip", "install", "-q"]
+    subprocess.check_call([*PIP, f"git+{REPOSITORY}@main"])
     import companion
 
 SEED = companion.seed_everything(0)  # seeds everything, and one CPU thread
@@ -33,6 +34,7 @@ DEVICE = companion.use_device("cpu")  # the book's numbers are CPU numbers
 
 # %%
 import math
+import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -215,8 +217,11 @@ pairs = {
     ),
 }
 runs = {}
+print("torch.equal on every weight, ours against torch.optim:")
 for (name, (ours, theirs, kwargs)), dtype in [
-    (pair, dtype) for dtype in (torch.float64, torch.float32) for pair in pairs.items()
+    (pair, dtype)
+    for dtype in (torch.float64, torch.float32)
+    for pair in pairs.items()
 ]:
     a = train_network(lambda p, o=ours, k=kwargs: o(p, **k), dtype=dtype)
     b = train_network(
@@ -225,14 +230,15 @@ for (name, (ours, theirs, kwargs)), dtype in [
     )
     same = all(map(torch.equal, weights(a), weights(b)))
     label = f"{name}, {str(dtype)[6:]}"
-    print(f"{label:>50}: torch.equal on every weight: {same}")
+    print(f"{label:>50}: {same}")
     assert same
     runs[label] = a
 
 fused = train_network(lambda p: torch.optim.Adam(p, lr=1e-3, fused=True))
 gap = max_difference(runs["Adam(lr=1e-3), float64"], fused)
-print(f"{'Adam(lr=1e-3), float64, against fused=True':>50}: torch.equal on "
-      f"every weight: {gap == 0}; all within 1e-12: {gap < 1e-12}")  # fmt: skip
+print("Adam(lr=1e-3), float64, against fused=True:")
+print(f"  torch.equal on every weight: {gap == 0}; "
+      f"all within 1e-12: {gap < 1e-12}")  # fmt: skip
 assert 0 < gap < 1e-12  # different bits, the same update
 
 # %% [markdown]
@@ -287,7 +293,7 @@ def best_is_inside_the_grid(best):
 bowl = best_runs(quadratic, [-10.0, 1.0], steps=100)
 
 
-# %%
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Contour plot of the elongated quadratic bowl with the 100-step paths of gradient descent, momentum and Adam from (-10, 1) towards the minimum at the origin."}}
 def contour_with_paths(f, best, xlim, ylim, minimum, title, log_levels):
     gx, gy = np.meshgrid(np.linspace(*xlim, 300), np.linspace(*ylim, 300))
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -316,6 +322,8 @@ contour_with_paths(
     r"$f = \frac{1}{2}(x^2 + 100 y^2)$: 100 steps from $(-10, 1)$",
     np.geomspace(0.01, 200, 15),
 )  # fmt: skip
+
+# %%
 f_start = float(quadratic(torch.tensor([-10.0, 1.0])))
 gd_final, gd_best, _ = bowl["gradient descent"]
 assert np.array_equal(gd_final > f_start, learning_rates > 0.02)  # 2 / 100
@@ -399,7 +407,7 @@ assert adam_rotated < gd_final[gd_best] / 1000
 # nearly flat valley with steep walls. 500 steps from $(-1.5, 2)$, each optimiser again at its
 # best learning rate from the grid:
 
-# %%
+# %% mystnb={"image": {"alt": "Contour plot of the Rosenbrock valley with the paths of gradient descent, momentum and Adam from (-1.5, 2) towards the minimum at (1, 1)."}}
 valley = best_runs(rosenbrock, [-1.5, 2.0], steps=500)
 contour_with_paths(
     rosenbrock, valley, (-2, 2), (-0.5, 3), (1, 1),
@@ -510,14 +518,16 @@ def across_seeds(name, key):
     return [adam_runs[name, seed][key] for seed in SEEDS]
 
 
-columns = ("val", "train", "jitter")
-headers = ("val loss", "train loss", "val jitter")
-print(f"{'Adam':>16}", *(f"{h:>20}" for h in headers), sep="  ")
-for name in settings:
-    cells = (mean_range(across_seeds(name, key)) for key in columns)
-    print(f"{name:>16}", *cells, sep="  ")
+headers = {"val": "val loss", "train": "train loss", "jitter": "val jitter"}
+for columns in (("val", "train"), ("jitter",)):
+    print(
+        f"{'Adam':>16}", *(f"{headers[key]:>22}" for key in columns), sep="  "
+    )
+    for name in settings:
+        cells = (mean_range(across_seeds(name, key)) for key in columns)
+        print(f"{name:>16}", *cells, sep="  ")
 
-# %%
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Validation cross-entropy over 30 epochs on a log scale for Adam at constant 3e-3, constant 1e-2 and cosine from 1e-2, mean and range over three seeds: the cosine schedule ends lowest."}}
 fig, ax = plt.subplots(figsize=(7, 3.8))
 epochs = np.arange(1, 31)
 for name in ("constant 3e-3", "constant 1e-2", "cosine from 1e-2"):
@@ -593,7 +603,7 @@ assert jitter[large].min() > jitter[cosine].max()
 # takes $s = $ `last_epoch + 1`, so the very first step already has the finite rate $\eta(1)$:
 # no division by zero.
 
-# %%
+# %% mystnb={"image": {"alt": "The NoamLR learning rate over 12,000 steps: a linear warm-up to a peak, then a decay proportional to one over the square root of the step."}}
 steps = np.arange(1, 12_001)
 fig, ax = plt.subplots(figsize=(7, 3.8))
 schedules = {}
@@ -706,7 +716,7 @@ assert not hasattr(CustomLRScheduler(None), "state_dict")
 # the model is taken; here we only check the schedule. Chapter 3's recipe was a single such
 # cycle. Ours matches PyTorch's own implementation exactly:
 
-# %%
+# %% mystnb={"image": {"alt": "Learning rate over 150 steps of cosine annealing with warm restarts: cycles of equal length for T_mult = 1 and doubling length for T_mult = 2."}}
 fig, ax = plt.subplots(figsize=(7, 3.8))
 for t_mult, expected in [(1, list(range(10, 150, 10))), (2, [10, 30, 70])]:
     params = [torch.zeros(1, requires_grad=True)]
@@ -723,7 +733,8 @@ for t_mult, expected in [(1, list(range(10, 150, 10))), (2, [10, 30, 70])]:
     ax.plot(ours_lr, label=f"$T_0$ = 10, $T_{{mult}}$ = {t_mult}")
     assert ours_lr == reference_lr  # the same floats
     restarts = [t for t in range(1, 150) if ours_lr[t] > ours_lr[t - 1]]
-    print(f"T_mult = {t_mult}: restarts at steps {restarts}")
+    text = f"T_mult = {t_mult}: restarts at steps {restarts}"
+    print(textwrap.fill(text, 79, subsequent_indent=" " * 31))
     assert restarts == expected
 ax.set_xlabel("step")
 ax.set_ylabel("learning rate")
@@ -785,8 +796,12 @@ torch_rates = cosine_rates(
 )
 ours = cosine_rates(lambda opt: CosineAnnealingWarmRestarts(opt, T_0=5))
 sequences = {"the notes'": notes, "torch": torch_rates, "ours": ours}
-for name, rates in sequences.items():
-    print(f"{name:>10}:", " ".join(f"{r:.4f}" for r in rates))
+for start in (0, 6):  # steps 1-6, then 7-12
+    steps = range(start + 1, start + 7)
+    print(f"{'step':>10}:", " ".join(f"{t:>6}" for t in steps))
+    for name, rates in sequences.items():
+        row = rates[start : start + 6]
+        print(f"{name:>10}:", " ".join(f"{r:.4f}" for r in row))
 assert ours == torch_rates and notes == [0.1] + torch_rates[:-1]
 assert notes.index(0.1, 2) == 6 and torch_rates.index(0.1, 1) == 5
 assert not hasattr(NotesCosineAnnealingWarmRestarts, "state_dict")
@@ -817,7 +832,8 @@ for name, make in make_schedules.items():
         if load_scheduler:
             fresh.load_state_dict(scheduler.state_dict())
         resumed[load_scheduler] = first + rates_used(fresh_optimizer, fresh, 7)
-    print(f"{name}: resumed = uninterrupted: {resumed[True] == straight}; "
+    print(f"{name}:")
+    print(f"  resumed = uninterrupted: {resumed[True] == straight}; "
           f"without its state: {resumed[False] == straight}")  # fmt: skip
     assert resumed[True] == straight and resumed[False] != straight
 

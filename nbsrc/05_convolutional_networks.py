@@ -37,6 +37,7 @@ DEVICE = companion.use_device("cpu")  # the book's numbers are CPU numbers
 # %%
 import inspect
 import itertools
+import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -109,7 +110,7 @@ assert flip_gap > 1
 # What does a filter do? A classic hand-made one, a vertical-edge detector, responds where the
 # brightness changes from left to right. Applied to a digit from scikit-learn's data set:
 
-# %%
+# %% mystnb={"image": {"alt": "A handwritten digit, a vertical-edge filter and the feature map it produces, which lights up along the digit's vertical strokes."}}
 digits, digit_labels = load_digits_tensors()
 image = digits[0:1].numpy().astype(np.float64)  # shape (1, 1, 8, 8): a zero
 sobel = [[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]]
@@ -319,7 +320,7 @@ try:
     message = "no error"
 except RuntimeError as err:
     message = str(err)
-print("fc1(flatten(1)):", message)
+print(textwrap.fill(f"fc1(flatten(1)): {message}", 79))
 assert maps_28.view(-1, 128 * 4 * 4).shape == (9, 2048)
 assert "16x1152 and 2048x256" in message
 labels_16 = torch.zeros(16, dtype=torch.long)
@@ -328,7 +329,7 @@ try:  # the view's 9 rows reach the loss, which finds 16 labels
     late = "no error"
 except ValueError as err:
     late = str(err)
-print("the loss, after view:", late)
+print(textwrap.fill(f"the loss, after view: {late}", 79))
 assert "batch_size" in late and "(9)" in late and "(16)" in late
 
 # %% [markdown]
@@ -434,8 +435,8 @@ assert not torch.equal(kept, corner(kept))
 # %%
 fixed = ConvolutionalNN(1, 10, input_size=8)
 for name, net in [("pooling to 4 x 4", model), ("pooling only down", fixed)]:
-    print(f"{name}: {count_trainable(net):,} parameters, fc1 reads", end=" ")
-    print(f"{net.fc1.in_features} numbers", end=" ")
+    print(f"{name}: {count_trainable(net):,} parameters,", end=" ")
+    print(f"fc1 reads {net.fc1.in_features}", end=" ")
     print(f"({count_trainable(net.fc1):,} parameters)")
 distinct = small_map[0].numel()  # what an 8 x 8 digit actually leaves
 print(f"distinct features of an 8 x 8 digit: {distinct}")
@@ -451,7 +452,8 @@ try:
     refusal = "no error"
 except ValueError as err:
     refusal = str(err)
-print("the network built for 32 x 32, given a digit:", refusal)
+text = f"the network built for 32 x 32, given a digit: {refusal}"
+print(textwrap.fill(text, 79))
 assert "input_size=(8, 8)" in refusal
 for size in (8, 28, 32, 64):  # any size works, with a network built for it
     net = ConvolutionalNN(1, 10, input_size=size)
@@ -468,7 +470,7 @@ for size in (8, 28, 32, 64):  # any size works, with a network built for it
 # to rounding. The control changes only that multiplier back to 1.
 
 # %% tags=["nbval-ignore-output"]
-# Output varies in the last digits across CPU models; the asserts carry the claims.
+# Output varies in the last digits across CPUs; the asserts carry the claims.
 order = torch.randperm(len(digits), generator=torch.Generator().manual_seed(0))
 train_loader, _ = train_val_loaders(
     digits[order], digit_labels[order], train_size=1437, batch_size=64, seed=0
@@ -544,7 +546,7 @@ print(inspect.getsource(train_digits_cnn))
 # one that an untrained network fails:
 
 # %% tags=["nbval-ignore-output"]
-# Output varies in the last digits across CPU models; the asserts carry the claims.
+# Output varies in the last digits across CPUs; the asserts carry the claims.
 cnn_digits = [train_digits_cnn(s).history["val_acc"][-1] for s in range(3)]
 low, high = min(cnn_digits), max(cnn_digits)
 print("CNN, held-out accuracy, seeds 0-2:", [f"{a:.1%}" for a in cnn_digits])
@@ -565,7 +567,7 @@ assert min(cnn_digits) >= 0.97 and chance < 0.2
 
 
 # %% tags=["nbval-ignore-output"]
-# Output varies in the last digits across CPU models; the asserts carry the claims.
+# Output varies in the last digits across CPUs; the asserts carry the claims.
 def digits_mlp():
     """The CNN's two hidden layers, reading the 64 pixels directly."""
     return NeuralNetwork(64, [256, 128], 10, dropout_rate=0.3)
@@ -598,7 +600,7 @@ assert all(abs(gap) < 0.015 for gap in mlp_gaps.values())
 # an explanation method says the network looked. Where the digits' ink is centred within a few
 # percent of the image side, the shapes' centres wander over a large part of it:
 
-# %%
+# %% mystnb={"image": {"alt": "A grid of 32 by 32 noisy images of squares, circles and triangles, each titled with its shape."}}
 images, labels, boxes = make_shapes(3000, size=32, seed=0)
 fig, axes = plt.subplots(2, 6, figsize=(11, 4))
 for ax, img, label, box in zip(axes.flat, images, labels, boxes, strict=False):
@@ -633,10 +635,11 @@ assert digit_spread < 0.06 and shape_spread > 0.15
 print(inspect.getsource(train_shapes_cnn))
 
 # %% tags=["nbval-ignore-output"]
-# Output varies in the last digits across CPU models; the asserts carry the claims.
+# Output varies in the last digits across CPUs; the asserts carry the claims.
 shapes_trainer, _ = train_shapes_cnn(seed=0)
 shapes_acc = shapes_trainer.history["val_acc"]
-print("validation accuracy per epoch:", [f"{a:.1%}" for a in shapes_acc])
+print("validation accuracy per epoch:")
+print(" ".join(f"{a:.1%}" for a in shapes_acc))
 assert shapes_acc[-1] >= 0.95
 
 # %% [markdown]
@@ -684,7 +687,7 @@ assert shapes_acc[-1] > 0.99 and shapes_acc[-1] - max(mlp_val) > 0.3
 
 
 # %% tags=["nbval-ignore-output"]
-# Output varies in the last digits across CPU models; the asserts carry the claims.
+# Output varies in the last digits across CPUs; the asserts carry the claims.
 SHIFTS = (0, 1, 2, 4)
 
 
@@ -729,7 +732,7 @@ assert min(cnn_row) > 0.9  # a few points at most, where the MLP loses 40
 # The first layer's 16 filters, each $3 \times 3$, and what they make of one image: the feature
 # maps after the first convolution and ReLU.
 
-# %%
+# %% tags=["hide-input"] mystnb={"image": {"alt": "The 16 first-layer 3 by 3 filters of the shapes CNN as small red (positive) and blue (negative) weight patterns."}}
 shapes_model = shapes_trainer.model.eval()
 filters = shapes_model.conv1.weight.detach()[:, 0]
 fig, axes = plt.subplots(2, 8, figsize=(10, 2.8))
@@ -741,7 +744,7 @@ for ax, f in zip(axes.flat, filters, strict=True):
 fig.suptitle("first-layer filters of the shapes CNN (red > 0, blue < 0)")
 plt.show()
 
-# %%
+# %% tags=["hide-input"] mystnb={"image": {"alt": "A validation shape image next to its 16 feature maps after the first convolution and ReLU, each highlighting different edges."}}
 example = images[2400:2401]  # the first validation image
 with torch.no_grad():
     maps = shapes_model.relu1(shapes_model.conv1(example))[0]

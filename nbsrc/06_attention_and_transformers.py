@@ -21,18 +21,21 @@
 # %%
 try:
     import companion
-except ImportError:  # on Colab: install the book's package from its repository, once
+except ImportError:  # on Colab: install the book's package, once
     import subprocess
     import sys
 
     REPOSITORY = "https://github.com/neural-networks-tested/book"
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}@main"])
+    PIP = [sys.executable, "-m", "pip", "install", "-q"]
+    subprocess.check_call([*PIP, f"git+{REPOSITORY}@main"])
     import companion
 
 SEED = companion.seed_everything(0)  # seeds everything, and one CPU thread
 DEVICE = companion.use_device("cpu")  # the book's numbers are CPU numbers
 
 # %%
+
+import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -82,8 +85,12 @@ print("scores  q.k / sqrt(d):", scores.numpy().round(3))
 print("weights softmax:      ", weights.numpy().round(3))
 print("output  sum w_j v_j:  ", (weights @ values).numpy().round(3))
 output, companion_weights = scaled_dot_product_attention(query, keys, values)
-assert torch.allclose(output, weights @ values) and torch.allclose(companion_weights, weights)
-assert weights.argmax() == 1 and torch.isclose(weights.sum(), torch.tensor(1.0))
+assert torch.allclose(output, weights @ values) and torch.allclose(
+    companion_weights, weights
+)
+assert weights.argmax() == 1 and torch.isclose(
+    weights.sum(), torch.tensor(1.0)
+)
 assert round((weights @ values).item(), 1) == 19.5
 
 # %% [markdown]
@@ -101,7 +108,11 @@ assert round((weights @ values).item(), 1) == 19.5
 generator = torch.Generator().manual_seed(0)
 q, k = torch.randn(2, 10_000, 64, generator=generator)
 raw = (q * k).sum(-1)
-print(f"std of q.k for d_k = 64: {raw.std():.2f}   after dividing by 8: {(raw / 8).std():.2f}")
+scaled = raw / 8
+print(
+    f"std of q.k for d_k = 64: {raw.std():.2f}   "
+    f"after dividing by 8: {scaled.std():.2f}"
+)
 assert abs(raw.std() - 8) < 0.3 and abs((raw / 8).std() - 1) < 0.05
 
 # %% [markdown]
@@ -128,20 +139,24 @@ def softmax_saturation(d_k, scale):
 
 
 saturation = {}
+print(f"{'':19} mean largest weight  rows with a weight > 0.99  |Jacobian|")
 for d_k, scale in [(64, False), (64, True), (1, False), (1, True)]:
     saturation[d_k, scale] = top, one_hot, jac = softmax_saturation(d_k, scale)
-    print(
-        f"d_k = {d_k:>2}, {'scaled  ' if scale else 'unscaled'}: mean largest weight "
-        f"{top:.2f}, rows with a weight > 0.99 {one_hot:5.1%}, |Jacobian| {jac:.2f}"
-    )
+    label = f"d_k = {d_k:>2}, {'scaled' if scale else 'unscaled'}:"
+    print(f"{label:<19} {top:19.2f}  {one_hot:25.1%}  {jac:10.2f}")
 (top_raw, hot_raw, jac_raw), (top_scaled, hot_scaled, jac_scaled) = (
     saturation[64, False],
     saturation[64, True],
 )
 assert top_raw > 0.8 and hot_raw > 0.3 and top_scaled < 0.4 and hot_scaled == 0
-assert jac_raw < 0.5 * jac_scaled  # gradients through the unscaled softmax: under half
-control = [abs(a - b) for a, b in zip(saturation[1, False], saturation[1, True], strict=True)]
-assert max(control) < 0.02  # d_k = 1 (same distribution, fresh draws): no difference
+# gradients through the unscaled softmax: under half
+assert jac_raw < 0.5 * jac_scaled
+control = [
+    abs(a - b)
+    for a, b in zip(saturation[1, False], saturation[1, True], strict=True)
+]
+# d_k = 1 (same distribution, fresh draws): no difference
+assert max(control) < 0.02
 
 # %% [markdown]
 # Unscaled, a third of the rows put more than 99 % of their weight on one key, and the Jacobian
@@ -164,7 +179,9 @@ print("weights under the causal mask:\n", w[0].numpy().round(2))
 assert torch.all(w[0].triu(1) == 0)
 ours, _ = scaled_dot_product_attention(x, x, x, mask=causal_mask(4))
 assert torch.allclose(
-    ours, F.scaled_dot_product_attention(x, x, x, attn_mask=causal_mask(4)), atol=1e-6
+    ours,
+    F.scaled_dot_product_attention(x, x, x, attn_mask=causal_mask(4)),
+    atol=1e-6,
 )
 
 # %% [markdown]
@@ -184,7 +201,9 @@ assert torch.allclose(
 # Row 0 below may see key 0 only, row 1 nothing, row 2 everything:
 
 # %%
-mask = torch.tensor([[True, False, False], [False, False, False], [True, True, True]])
+mask = torch.tensor(
+    [[True, False, False], [False, False, False], [True, True, True]]
+)
 x = torch.randn(1, 3, 4, generator=generator)
 scores = x @ x.transpose(-2, -1) / 2  # d_k = 4
 crashed = False
@@ -197,14 +216,24 @@ assert crashed
 notes_weights = scores.masked_fill(~mask, -1e9).softmax(-1)[0]
 inf_weights = scores.masked_fill(~mask, float("-inf")).softmax(-1)[0]
 _, ours_weights = scaled_dot_product_attention(x, x, x, mask)
-_, half_weights = scaled_dot_product_attention(x.half(), x.half(), x.half(), mask)
+_, half_weights = scaled_dot_product_attention(
+    x.half(), x.half(), x.half(), mask
+)
 print("notes, row 1:     ", notes_weights[1].numpy().round(3))
 print("-inf,  row 1:     ", inf_weights[1].numpy())
-print("ours,  row 1:     ", ours_weights[0, 1].numpy(), " in float16:", half_weights[0, 1].numpy())
+print(
+    "ours,  row 1:     ",
+    ours_weights[0, 1].numpy(),
+    " in float16:",
+    half_weights[0, 1].numpy(),
+)
 assert torch.allclose(notes_weights[1], torch.full((3,), 1 / 3))
 assert torch.isnan(inf_weights[1]).all()
-assert torch.all(ours_weights[0, 1] == 0) and torch.all(half_weights[0, 1] == 0)
-assert torch.allclose(ours_weights[0, [0, 2]], notes_weights[[0, 2]])  # other rows agree
+assert torch.all(ours_weights[0, 1] == 0) and torch.all(
+    half_weights[0, 1] == 0
+)
+# other rows agree
+assert torch.allclose(ours_weights[0, [0, 2]], notes_weights[[0, 2]])
 
 # %% [markdown]
 # ## Several heads
@@ -226,12 +255,19 @@ seed_everything(0)
 d_model, heads = 32, 4
 ours = MultiHeadAttention(d_model, heads)
 reference = nn.MultiheadAttention(d_model, heads, batch_first=True)
-ours.load_torch_weights(reference)  # split PyTorch's stacked in_proj_weight into W_q, W_k, W_v
+# split PyTorch's stacked in_proj_weight into W_q, W_k, W_v
+ours.load_torch_weights(reference)
 x = torch.randn(3, 7, d_model)
 out, per_head = ours(x, x, x, mask=causal_mask(7))
-ref_out, ref_avg = reference(x, x, x, attn_mask=~causal_mask(7))  # its True = blocked
+# its True = blocked
+ref_out, ref_avg = reference(x, x, x, attn_mask=~causal_mask(7))
 gap = (out - ref_out).abs().max().item()
-print("weights per head:", tuple(per_head.shape), " outputs agree to 1e-6:", gap < 1e-6)
+print(
+    "weights per head:",
+    tuple(per_head.shape),
+    " outputs agree to 1e-6:",
+    gap < 1e-6,
+)
 assert torch.allclose(out, ref_out, atol=1e-6) and torch.allclose(
     per_head.mean(1), ref_avg, atol=1e-6
 )
@@ -248,11 +284,14 @@ batch, length, d_k = x.shape[0], x.shape[1], d_model // heads
 projected = ours.w_q(x)  # (batch, length, d_model)
 split = projected.view(batch, length, heads, d_k).transpose(1, 2)
 print("W_q x:          ", tuple(projected.shape), "  (batch, length, d_model)")
-print("view:           ", tuple(projected.view(batch, length, heads, d_k).shape))
+print(
+    "view:           ", tuple(projected.view(batch, length, heads, d_k).shape)
+)
 print("transpose(1, 2):", tuple(split.shape), "(batch, heads, length, d_k)")
 merged = split.transpose(1, 2).reshape(batch, length, d_model)
 assert split.shape == (3, heads, 7, 8) and torch.equal(merged, projected)
-assert torch.equal(split[:, 2], projected[..., 2 * d_k : 3 * d_k])  # head 2: columns 16..23
+# head 2: columns 16..23
+assert torch.equal(split[:, 2], projected[..., 2 * d_k : 3 * d_k])
 assert torch.equal(split, ours._split_heads(projected))
 
 # %% [markdown]
@@ -279,15 +318,23 @@ padding[0, :, 2:] = False  # sequence 0 may not look at its last two tokens
 with torch.no_grad():
     projections = (two_heads.w_q, two_heads.w_k, two_heads.w_v)
     q, k, v = (two_heads._split_heads(w(x)) for w in projections)
-    _, notes_weights = scaled_dot_product_attention(q, k, v, padding)  # notes: no unsqueeze
+    # notes: no unsqueeze
+    _, notes_weights = scaled_dot_product_attention(q, k, v, padding)
     _, ours_weights = two_heads(x, x, x, padding)
 for name, w in [("notes", notes_weights), ("ours", ours_weights)]:
-    padding_read = w[0, :, :, 2:].sum(-1).mean(-1)  # per head, weight on sequence 0's padding
-    lost = (w[1, :, :, 2:].sum(-1).mean(-1) == 0).tolist()  # sequence 1, tokens 2-3 hidden?
-    print(f"{name:>5}: sequence 0 reads padding {padding_read.numpy().round(2)} per head; "
-          f"sequence 1 blind to tokens 2-3 per head: {lost}")  # fmt: skip
-assert torch.all(notes_weights[0, 1, :, 2:] > 0) and torch.all(notes_weights[1, 0, :, 2:] == 0)
-assert torch.all(ours_weights[0, :, :, 2:] == 0) and torch.all(ours_weights[1] > 0)
+    # per head, weight on sequence 0's padding
+    padding_read = w[0, :, :, 2:].sum(-1).mean(-1)
+    # sequence 1, tokens 2-3 hidden?
+    lost = (w[1, :, :, 2:].sum(-1).mean(-1) == 0).tolist()
+    read = padding_read.numpy().round(2)
+    print(f"{name:>5}: sequence 0 reads padding {read} per head;")
+    print(f"{'':>5}  sequence 1 blind to tokens 2-3 per head: {lost}")
+assert torch.all(notes_weights[0, 1, :, 2:] > 0) and torch.all(
+    notes_weights[1, 0, :, 2:] == 0
+)
+assert torch.all(ours_weights[0, :, :, 2:] == 0) and torch.all(
+    ours_weights[1] > 0
+)
 
 # %% [markdown]
 # ## Where is each token? Positional encoding
@@ -304,7 +351,7 @@ assert torch.all(ours_weights[0, :, :, 2:] == 0) and torch.all(ours_weights[1] >
 # sinusoids of wavelengths from $2\pi$ to $10000 \cdot 2\pi$: low dimensions change fast from
 # one position to the next, high dimensions slowly, like the digits of a counter.
 
-# %%
+# %% mystnb={"image": {"alt": "Heat map of the sinusoidal positional encoding for 64 positions and 32 dimensions: stripes oscillate fast in the first dimensions and slowly in the last."}}
 table = sinusoidal_encoding(64, 32)
 fig, ax = plt.subplots(figsize=(7, 3.5))
 image = ax.imshow(table.T, aspect="auto", cmap="RdBu", vmin=-1, vmax=1)
@@ -313,7 +360,9 @@ ax.set_ylabel("dimension")
 ax.set_title("sinusoidal positional encoding, d = 32")
 fig.colorbar(image)
 plt.show()
-assert torch.allclose(table[:, 0], torch.sin(torch.arange(64.0)).double(), atol=1e-12)
+assert torch.allclose(
+    table[:, 0], torch.sin(torch.arange(64.0)).double(), atol=1e-12
+)
 
 # %% [markdown]
 # **Why sines *and* cosines?** Write $\omega_i = 10000^{-2i/d}$. By the angle-addition
@@ -339,12 +388,16 @@ omega = 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
 rotation = torch.zeros(d, d, dtype=torch.float64)
 for i, w in enumerate(omega):
     c, s = torch.cos(k * w), torch.sin(k * w)
-    rotation[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = torch.tensor([[c, s], [-s, c]])
+    rotation[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = torch.tensor(
+        [[c, s], [-s, c]]
+    )
 shifted = table[:-k] @ rotation.T  # R_k PE(p), for every position p at once
 gap = (shifted - table[k:]).abs().max().item()
 wrong_offset = (table[:-6] @ rotation.T - table[6:]).abs().max().item()
-print(f"max |R_5 PE(p) - PE(p + 5)| = {gap:.1e};  max |R_5 PE(p) - PE(p + 6)| = {wrong_offset:.2f}")
-assert torch.allclose(rotation @ rotation.T, torch.eye(d, dtype=torch.float64))  # a rotation
+print(f"max |R_5 PE(p) - PE(p + 5)| = {gap:.1e}")
+print(f"max |R_5 PE(p) - PE(p + 6)| = {wrong_offset:.2f}")
+# a rotation
+assert torch.allclose(rotation @ rotation.T, torch.eye(d, dtype=torch.float64))
 assert gap < 1e-12 and wrong_offset > 0.5
 
 # %% [markdown]
@@ -366,7 +419,8 @@ assert gap < 1e-12 and wrong_offset > 0.5
 
 # %%
 x = torch.zeros(3, 5, 16)
-notes_table = sinusoidal_encoding(100, 16).float().unsqueeze(0).transpose(0, 1)  # (100, 1, 16)
+# (100, 1, 16)
+notes_table = sinusoidal_encoding(100, 16).float().unsqueeze(0).transpose(0, 1)
 notes_output = x + notes_table[: x.size(0)]  # what the notes compute
 ours_output = PositionalEncoding(16, max_len=100)(x)
 print(
@@ -377,7 +431,8 @@ print(
     "ours:  are all 5 tokens of a sequence encoded alike?",
     bool(torch.all(ours_output[:, 0:1] == ours_output)),
 )
-assert torch.equal(notes_output[1, 3], notes_table[1, 0])  # token 3 of sequence 1 got position 1
+# token 3 of sequence 1 got position 1
+assert torch.equal(notes_output[1, 3], notes_table[1, 0])
 assert torch.equal(ours_output[1, 3], sinusoidal_encoding(100, 16).float()[3])
 
 # %% [markdown]
@@ -394,9 +449,10 @@ assert torch.equal(ours_output[1, 3], sinusoidal_encoding(100, 16).float()[3])
 
 # %%
 d = 7
+# the notes' angles: 4 columns for d = 7
 angles = torch.arange(10.0)[:, None] * torch.exp(
     torch.arange(0, d, 2).float() * (-np.log(10000.0) / d)
-)  # the notes' angles: 4 columns for d = 7
+)
 notes_table = torch.zeros(10, d)
 notes_table[:, 0::2] = torch.sin(angles)
 crashed = False
@@ -404,10 +460,12 @@ try:
     notes_table[:, 1::2] = torch.cos(angles)  # 3 odd columns
 except RuntimeError as error:
     crashed = True
-    print("notes, d_model = 7:", error)
+    print(textwrap.fill(f"notes, d_model = 7: {error}", 79))
 assert crashed
 print("ours,  d_model = 7:", tuple(PositionalEncoding(7, max_len=10).pe.shape))
-assert torch.allclose(sinusoidal_encoding(10, 7)[:, 0::2].float(), torch.sin(angles))
+assert torch.allclose(
+    sinusoidal_encoding(10, 7)[:, 0::2].float(), torch.sin(angles)
+)
 
 # %% [markdown]
 # ## The Transformer block
@@ -429,11 +487,16 @@ assert torch.allclose(sinusoidal_encoding(10, 7)[:, 0::2].float(), torch.sin(ang
 # %%
 seed_everything(0)
 block = TransformerBlock(32, 4, 64, dropout=0.0).eval()
-layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True).eval()
+layer = nn.TransformerEncoderLayer(
+    32, 4, 64, dropout=0.0, batch_first=True
+).eval()
 block.load_torch_weights(layer)
 x = torch.randn(2, 6, 32)
 gap = (block(x) - layer(x)).abs().max().item()
-print("TransformerBlock and nn.TransformerEncoderLayer agree to 1e-5:", gap < 1e-5)
+print(
+    "TransformerBlock and nn.TransformerEncoderLayer agree to 1e-5:",
+    gap < 1e-5,
+)
 assert gap < 1e-5
 
 # %% [markdown]
@@ -456,20 +519,28 @@ assert gap < 1e-5
 # results show: their failure does not depend on the seed.
 
 # %% tags=["nbval-ignore-output"]
-# Output varies in the last digits across CPU models; the asserts carry the claims.
+# Output varies in the last digits across CPUs; the asserts carry the claims.
 source, target = make_reversal_task(4000, seq_len=10, vocab=16, seed=0)
-test_source, test_target = make_reversal_task(1000, seq_len=10, vocab=16, seed=10_000)
+test_source, test_target = make_reversal_task(
+    1000, seq_len=10, vocab=16, seed=10_000
+)
 seen = {tuple(s) for s in source.tolist()}
-assert not any(tuple(s) in seen for s in test_source.tolist()), "held-out sequences are new"
-test_loader = DataLoader(TensorDataset(test_source, test_target), batch_size=1000)
+assert not any(tuple(s) in seen for s in test_source.tolist()), (
+    "held-out sequences are new"
+)
+test_loader = DataLoader(
+    TensorDataset(test_source, test_target), batch_size=1000
+)
 
 
 class NotesPositionalEncoding(nn.Module):
-    """The notes' encoding: sequence-first table (max_len, 1, d), pe[:x.size(0)]."""
+    """The notes' encoding: sequence-first (max_len, 1, d), pe[:x.size(0)]."""
 
     def __init__(self, d_model, max_len=5000):
         super().__init__()
-        self.max_len = max_len  # TransformerClassifier checks the length against it
+        self.max_len = (
+            max_len  # TransformerClassifier checks the length against it
+        )
         table = sinusoidal_encoding(max_len, d_model).float()
         self.register_buffer("pe", table.unsqueeze(0).transpose(0, 1))
 
@@ -491,10 +562,12 @@ def train_reverser(positional_encoding, notes=False, seed=0):
     )  # fmt: skip
     if notes:
         model.positional_encoding = NotesPositionalEncoding(64)
-    # lr=1.0 is a placeholder: NoamLR sets the rate itself, from its first step on.
+    # lr=1.0 is a placeholder: NoamLR sets the rate from its first step on.
     optimizer = Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9)
     scheduler = NoamLR(optimizer, d_model=64, warmup_steps=200, scale=0.5)
-    assert np.isclose(optimizer.param_groups[0]["lr"], 0.5 * 64**-0.5 * 200**-1.5)
+    assert np.isclose(
+        optimizer.param_groups[0]["lr"], 0.5 * 64**-0.5 * 200**-1.5
+    )
     trainer = Trainer(model, device=DEVICE)
     trainer.fit(
         loader, test_loader, 4, optimizer=optimizer, scheduler=scheduler,
@@ -507,7 +580,9 @@ def accuracies(model):
     """Per-token and exact-sequence accuracy, in test batches of 64."""
     model.eval()
     with torch.no_grad():
-        predicted = torch.cat([model(s).argmax(-1) for s in test_source.split(64)])
+        predicted = torch.cat(
+            [model(s).argmax(-1) for s in test_source.split(64)]
+        )
     right = predicted == test_target
     return right.float().mean().item(), right.all(dim=1).float().mean().item()
 
@@ -521,25 +596,33 @@ runs = {
     "without": [without_pe.model],
     "notes' encoding": [notes_pe.model],
 }
-results = {name: np.array([accuracies(m) for m in ms]) for name, ms in runs.items()}
+results = {
+    name: np.array([accuracies(m) for m in ms]) for name, ms in runs.items()
+}
 for name, values in results.items():
     if len(values) > 1:  # mean (range) over the seeds
         per_token, exact = (mean_range(values[:, i], ".1%") for i in (0, 1))
     else:
         per_token, exact = (f"{values[0, i]:.1%}" for i in (0, 1))
-    print(f"{name:>24}: per-token {per_token}, exact-sequence {exact}")
+    print(f"{name}:")
+    print(f"  per-token {per_token}, exact-sequence {exact}")
 x = test_source[:64]  # one evaluation batch
 with torch.no_grad():
     gaps = {
-        name: (ms[0](x.flip(1)) - ms[0](x).flip(1)).abs().max().item() for name, ms in runs.items()
+        name: (ms[0](x.flip(1)) - ms[0](x).flip(1)).abs().max().item()
+        for name, ms in runs.items()
     }
-print("max |f(reversed x) - reversed f(x)|:", {k: f"{v:.0e}" for k, v in gaps.items()})
+print("max |f(reversed x) - reversed f(x)|:")
+for label, value in gaps.items():
+    print(f"  {label}: {value:.0e}")
 trained = results["with positional encoding"]
 assert trained[:, 0].min() >= 0.98 and trained[:, 1].min() >= 0.9
 for name in ("without", "notes' encoding"):
     assert results[name][0, 1] <= 0.01 and 0.2 < results[name][0, 0] < 0.26
-    assert gaps[name] < 1e-4  # equivariant: reversing the input reverses the output
-assert gaps["with positional encoding"] > 1  # the control: positions matter here
+    # equivariant: reversing the input reverses the output
+    assert gaps[name] < 1e-4
+# the control: positions matter here
+assert gaps["with positional encoding"] > 1
 
 # %% [markdown]
 # With positional encoding nearly every held-out sequence is reversed exactly, on every seed,
@@ -563,10 +646,10 @@ assert gaps["with positional encoding"] > 1  # the control: positions matter her
 # output position $i$ looks.
 
 
-# %% tags=["nbval-ignore-output"]
-# Output varies in the last digits across CPU models; the asserts carry the claims.
+# %% tags=["nbval-ignore-output"] mystnb={"image": {"alt": "Attention weight maps of the trained reverser's two layers and their heads: the second layer's heads concentrate on the anti-diagonal, the mirrored position."}}
+# Output varies in the last digits across CPUs; the asserts carry the claims.
 def mean_maps(model):
-    """Each layer's attention weights, (heads, L, L), averaged over the test set."""
+    """Each layer's attention weights (heads, L, L), mean over the test set."""
     with torch.no_grad():
         model(test_source)
     return [layer_map.mean(0) for layer_map in model.attention_maps]
@@ -584,19 +667,26 @@ for layer_index, layer_map in enumerate(maps):
         ax.set_yticks([])
 axes[1, 0].set_xlabel("attended position")
 axes[1, 0].set_ylabel("query position")
-fig.suptitle("attention weights of the trained reverser (mean over 1000 sequences)")
+fig.suptitle(
+    "attention weights of the trained reverser (mean over 1000 sequences)"
+)
 plt.show()
 mirror = torch.arange(9, -1, -1)
+# (seed, layer, head): mean weight on the mirrored position
 on_mirror = np.array(
     [
-        [layer_map[:, torch.arange(10), mirror].mean(1).numpy() for layer_map in mean_maps(m)]
+        [
+            layer_map[:, torch.arange(10), mirror].mean(1).numpy()
+            for layer_map in mean_maps(m)
+        ]
         for m in runs["with positional encoding"]
     ],
     dtype=float,
-)  # (seed, layer, head): mean weight on the mirrored position
-print("mean weight on the mirrored position, per head (rows: seeds 0, 1, 2):")
+)
+print("mean weight on the mirrored position, per head:")
 for layer_index in range(2):
-    print(f"  layer {layer_index + 1}:", on_mirror[:, layer_index].round(2).tolist())
+    for seed, row in enumerate(on_mirror[:, layer_index].round(2).tolist()):
+        print(f"  layer {layer_index + 1}, seed {seed}:", row)
 assert on_mirror[:, 1].min() > 0.5 and on_mirror[:, 0].max() < 0.5
 
 # %% [markdown]
@@ -611,7 +701,7 @@ assert on_mirror[:, 1].min() > 0.5 and on_mirror[:, 0].max() < 0.5
 
 
 # %% tags=["nbval-ignore-output"]
-# Output varies in the last digits across CPU models; the asserts carry the claims.
+# Output varies in the last digits across CPUs; the asserts carry the claims.
 def ablated_accuracies(model, masks):
     with torch.no_grad():
         h = model.positional_encoding(model.embedding(test_source))
@@ -628,14 +718,20 @@ masks = {
     "layer 1 sees only itself": [itself, everything],
     "layer 2 sees only itself": [everything, itself],
 }
+# (seed, per-token / exact)
 ablations = {
-    name: np.array([ablated_accuracies(m, mask) for m in runs["with positional encoding"]])
+    name: np.array(
+        [ablated_accuracies(m, mask) for m in runs["with positional encoding"]]
+    )
     for name, mask in masks.items()
-}  # (seed, per-token / exact)
+}
 for name, values in ablations.items():
     per_token, exact = (mean_range(values[:, i], ".1%") for i in (0, 1))
-    print(f"{name:>25}: per-token {per_token}, exact-sequence {exact}")
-assert np.allclose(ablations["none (control)"], results["with positional encoding"])
+    print(f"{name}:")
+    print(f"  per-token {per_token}, exact-sequence {exact}")
+assert np.allclose(
+    ablations["none (control)"], results["with positional encoding"]
+)
 layer1 = ablations["layer 1 sees only itself"]
 layer2 = ablations["layer 2 sees only itself"]
 # most tokens survive, many sequences do not

@@ -21,12 +21,13 @@
 # %%
 try:
     import companion
-except ImportError:  # on Colab: install the book's package from its repository, once
+except ImportError:  # on Colab: install the book's package, once
     import subprocess
     import sys
 
     REPOSITORY = "https://github.com/neural-networks-tested/book"
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}@main"])
+    PIP = [sys.executable, "-m", "pip", "install", "-q"]
+    subprocess.check_call([*PIP, f"git+{REPOSITORY}@main"])
     import companion
 
 SEED = companion.seed_everything(0)  # seeds everything, and one CPU thread
@@ -75,7 +76,8 @@ from companion import (
 # the same direction, very different sizes.
 
 # %%
-logit = torch.tensor([-4.6], requires_grad=True)  # D(G(z)) = sigmoid(-4.6) = 0.01
+# D(G(z)) = sigmoid(-4.6) = 0.01
+logit = torch.tensor([-4.6], requires_grad=True)
 d_fake = torch.sigmoid(logit)
 (saturating,) = torch.autograd.grad(torch.log(1 - d_fake), logit)
 (non_saturating,) = torch.autograd.grad(torch.log(torch.sigmoid(logit)), logit)
@@ -101,9 +103,18 @@ assert non_saturating.abs() > 90 * saturating.abs()
 
 # %%
 notes_bn = nn.BatchNorm1d(256, 0.8)  # as in the notes
-print(f"the notes' layer: eps = {notes_bn.eps}, momentum = {notes_bn.momentum}")
-ours_bn = [m for m in Generator(32, (1, 8, 8)).modules() if isinstance(m, nn.BatchNorm1d)][0]
-print(f"companion.gan.Generator: eps = {ours_bn.eps}, momentum = {ours_bn.momentum}")
+print(
+    f"the notes' layer: eps = {notes_bn.eps}, momentum = {notes_bn.momentum}"
+)
+ours_bn = [
+    m
+    for m in Generator(32, (1, 8, 8)).modules()
+    if isinstance(m, nn.BatchNorm1d)
+][0]
+print(
+    f"companion.gan.Generator: eps = {ours_bn.eps}, "
+    f"momentum = {ours_bn.momentum}"
+)
 assert notes_bn.eps == 0.8 and ours_bn.eps == 1e-5
 
 # %% [markdown]
@@ -168,8 +179,12 @@ assert all(abs(row[2] - abs(value)) < 1e-4 for value, row in table.items())
 classifier = train_digits_classifier(seed=0)
 digits, digit_labels = load_digits_tensors()
 digits = digits * 2 - 1
-train_images, held_out = digits[classifier.train_idx], digits[classifier.test_idx]
-print(f"classifier: {classifier.test_accuracy:.1%} on the {len(held_out)} held-out digits")
+train_images, held_out = (
+    digits[classifier.train_idx],
+    digits[classifier.test_idx],
+)
+accuracy = classifier.test_accuracy
+print(f"classifier: {accuracy:.1%} on the {len(held_out)} held-out digits")
 assert classifier.test_accuracy >= 0.95
 
 # %% [markdown]
@@ -199,8 +214,12 @@ for smoothed in (1.0, 0.9):
     targets = torch.full((2,), smoothed)
     loss = nn.BCEWithLogitsLoss(reduction="sum")(logits, targets)
     (slope,) = torch.autograd.grad(loss, logits)
-    slopes = ", ".join("0" if abs(v) < 1e-6 else f"{v:+.2g}" for v in slope.tolist())
-    print(f"target {smoothed}: slopes of the loss at logits ln 9, 10: {slopes}")
+    slopes = ", ".join(
+        "0" if abs(v) < 1e-6 else f"{v:+.2g}" for v in slope.tolist()
+    )
+    print(
+        f"target {smoothed}: slopes of the loss at logits ln 9, 10: {slopes}"
+    )
     if smoothed == 1.0:
         assert (slope < 0).all()  # still rewarding a larger logit at 10
     else:
@@ -216,19 +235,26 @@ print(recipe_source(train_digits_gan))
 # untrained pair of seed 0 (`epochs=0`) is kept as a control.
 
 # %% tags=["nbval-ignore-output"]
-# Output varies in the last digits across CPU models; the asserts carry the claims.
+# Output varies in the last digits across CPUs; the asserts carry the claims.
 SEEDS = (0, 1, 2)
-runs = {seed: train_digits_gan(train_images, seed, device=DEVICE) for seed in SEEDS}
+runs = {
+    seed: train_digits_gan(train_images, seed, device=DEVICE) for seed in SEEDS
+}
 gan, history = runs[0]  # drawn below
 untrained, _ = train_digits_gan(train_images, 0, epochs=0, device=DEVICE)
-untrained_samples = untrained.sample(5 * 397)  # five draws of 397, to compare with
+# five draws of 397, to compare with
+untrained_samples = untrained.sample(5 * 397)
 for seed, (_, h) in runs.items():
+    d_real, d_fake = h["d_real"][-1], h["d_fake"][-1]
     print(
-        f"seed {seed}, final epoch: D(x) = {h['d_real'][-1]:.2f}, D(G(z)) = {h['d_fake'][-1]:.2f}"
+        f"seed {seed}, final epoch: D(x) = {d_real:.2f}, "
+        f"D(G(z)) = {d_fake:.2f}"
     )
-assert all(0.2 < h["d_fake"][-1] < h["d_real"][-1] < 0.8 for _, h in runs.values())
+assert all(
+    0.2 < h["d_fake"][-1] < h["d_real"][-1] < 0.8 for _, h in runs.values()
+)
 
-# %%
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Over 60 epochs, top: generator and discriminator losses; bottom: the discriminator's mean output on real and generated digits, both settling between 0.2 and 0.8."}}
 epochs = np.arange(1, 61)
 fig, (ax_loss, ax_d) = plt.subplots(1, 2, figsize=(11, 3.6))
 ax_loss.plot(epochs, history["d_loss"], label="discriminator")
@@ -252,7 +278,7 @@ plt.show()
 #
 # The same 64 noise vectors, pushed through the generator after epochs 1, 5, 20 and 60:
 
-# %%
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Four grids of generated 8 by 8 digits after increasing numbers of epochs, from noise towards recognisable digits."}}
 fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
 for ax, epoch in zip(axes, [1, 5, 20, 60], strict=True):
     plot_image_grid(history["samples"][epoch - 1], ncols=8, ax=ax)
@@ -287,7 +313,7 @@ plt.show()
 
 
 # %% tags=["nbval-ignore-output"]
-# Output varies in the last digits across CPU models; the asserts carry the claims.
+# Output varies in the last digits across CPUs; the asserts carry the claims.
 @torch.no_grad()
 def features(images):
     return classifier.features(images).numpy()
@@ -296,7 +322,9 @@ def features(images):
 n = len(held_out)  # 397
 held_out_features = features(held_out)
 draws = torch.Generator().manual_seed(1)
-real_draws = [train_images[torch.randperm(1400, generator=draws)[:n]] for _ in range(5)]
+real_draws = [
+    train_images[torch.randperm(1400, generator=draws)[:n]] for _ in range(5)
+]
 noise_rng = torch.Generator().manual_seed(0)
 noise = torch.rand(5 * n, 1, 8, 8, generator=noise_rng) * 2 - 1
 image_sets = {
@@ -313,7 +341,9 @@ fid = {
 }
 for name, values in fid.items():
     print(f"{name:>22}: d^2 = {companion.mean_range(values, '.2f')}")
-small = [frechet_distance(features(x[:100]), held_out_features) for x in real_draws]
+small = [
+    frechet_distance(features(x[:100]), held_out_features) for x in real_draws
+]
 print(f"real digits, 100 not 397: d^2 = {companion.mean_range(small, '.2f')}")
 fid = {name: np.array(values) for name, values in fid.items()}
 floor = fid["real training digits"]
@@ -340,7 +370,7 @@ assert 1.5 < ratio < 3
 # noise's. The two terms, with the spread of the pixels themselves:
 
 # %% tags=["nbval-ignore-output"]
-# Output varies in the last digits across CPU models; the asserts carry the claims.
+# Output varies in the last digits across CPUs; the asserts carry the claims.
 mu_real = held_out_features.mean(0)
 real_trace = np.trace(np.cov(held_out_features.T))
 print(f"real digits: trace of the feature covariance {real_trace:.1f}")
@@ -360,7 +390,8 @@ for name in ("untrained generator", "uniform noise"):
 untrained, uniform = spread["untrained generator"], spread["uniform noise"]
 assert untrained[1] < 0.1 * uniform[1] and untrained[2] < 0.25 * uniform[2]
 assert untrained[0] > 1.5 * uniform[0]
-approx = untrained[0] + real_trace  # d^2 if the untrained features were one point
+# d^2 if the untrained features were one point
+approx = untrained[0] + real_trace
 assert abs(fid["untrained generator"][0] - approx) < 0.1 * approx
 
 # %% [markdown]
@@ -377,7 +408,7 @@ assert abs(fid["untrained generator"][0] - approx) < 0.1 * approx
 
 
 # %% tags=["nbval-ignore-output"]
-# Output varies in the last digits across CPU models; the asserts carry the claims.
+# Output varies in the last digits across CPUs; the asserts carry the claims.
 coverage_sets = {
     "held-out digits": held_out,
     **{f"GAN, seed {seed}": g.sample(1000) for seed, (g, _) in runs.items()},
@@ -385,24 +416,27 @@ coverage_sets = {
     "uniform noise": noise[:1000],
 }
 coverage, argmax_classes = {}, {}
+print(f"{'':20}classes at 1 %  confident  fewest  largest share")
 for name, images in coverage_sets.items():
     with torch.no_grad():
         result = class_coverage(classifier(images))  # p > 0.9, 0.5 %, 30 %
     coverage[name] = result
     argmax_classes[name] = int((result["argmax"] >= 0.01 * len(images)).sum())
     print(
-        f"{name:>19}: argmax covers {argmax_classes[name]:2d} classes at 1 %;"
-        f" confident {result['confident_share']:4.0%}, fewest "
-        f"{result['fewest']:4.1%}, largest share {result['top_share']:4.0%}"
-        f" -> {'passes' if result['passes'] else 'fails'}"
+        f"{name + ':':20}{argmax_classes[name]:>14d}"
+        f"  {result['confident_share']:>9.0%}  {result['fewest']:>6.1%}"
+        f"  {result['top_share']:>13.0%}"
+        f"  {'passes' if result['passes'] else 'fails'}"
     )
 passes = {name: result["passes"] for name, result in coverage.items()}
 assert argmax_classes["uniform noise"] >= 9  # the argmax count passes ...
 assert argmax_classes["untrained generator"] >= 8  # ... both controls
-assert passes["held-out digits"] and all(passes[f"GAN, seed {s}"] for s in SEEDS)
+assert passes["held-out digits"] and all(
+    passes[f"GAN, seed {s}"] for s in SEEDS
+)
 assert not passes["untrained generator"] and not passes["uniform noise"]
 
-# %%
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Bar chart of how many of 1000 images the classifier is sure are each digit, for the GAN's samples and for uniform noise: the GAN covers every digit."}}
 fig, ax = plt.subplots(figsize=(7, 3.2))
 for shift, name in ((-0.2, "GAN, seed 0"), (0.2, "uniform noise")):
     sure = coverage[name]["confident"].numpy()
@@ -560,8 +594,8 @@ check("7.3", generator_block)
 #
 # Write `frechet(feats_a, feats_b)` for NumPy arrays of shape `(n_a, k)` and `(n_b, k)`: the
 # squared Fréchet distance
-# $\lVert \mu_a - \mu_b \rVert^2 + \operatorname{Tr}(\Sigma_a + \Sigma_b
-# - 2 (\Sigma_a \Sigma_b)^{1/2})$ of the Gaussians fitted to them (covariance divisor
+# $\lVert \mu_a - \mu_b \rVert^2 + \operatorname{Tr}(\Sigma_a + \Sigma_b -
+# 2 (\Sigma_a \Sigma_b)^{1/2})$ of the Gaussians fitted to them (covariance divisor
 # $n - 1$), as a float, to a relative $10^{-6}$ of `companion.frechet_distance`. It must stay
 # real and finite with fewer samples than features.
 # ```

@@ -20,12 +20,13 @@
 # %%
 try:
     import companion
-except ImportError:  # on Colab: install the book's package from its repository, once
+except ImportError:  # on Colab: install the book's package, once
     import subprocess
     import sys
 
     REPOSITORY = "https://github.com/neural-networks-tested/book"
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}@main"])
+    PIP = [sys.executable, "-m", "pip", "install", "-q"]
+    subprocess.check_call([*PIP, f"git+{REPOSITORY}@main"])
     import companion
 
 SEED = companion.seed_everything(0)  # seeds everything, and one CPU thread
@@ -63,17 +64,27 @@ from companion import (
 # $x_0, x_1, x_2$ decide the class.
 
 # %% tags=["nbval-ignore-output"]
-# Output varies in the last digits across CPU models; the asserts carry the claims.
+# Output varies in the last digits across CPUs; the asserts carry the claims.
 shapes_trainer, (images, labels, boxes) = train_shapes_cnn(seed=0)
 cnn = shapes_trainer.model.eval()
-test_images, test_labels, test_boxes = images[2400:], labels[2400:], boxes[2400:]
-print(f"shapes CNN: {shapes_trainer.history['val_acc'][-1]:.1%} on the 600 held-out images")
+test_images, test_labels, test_boxes = (
+    images[2400:],
+    labels[2400:],
+    boxes[2400:],
+)
+shapes_acc = shapes_trainer.history["val_acc"][-1]
+print(f"shapes CNN: {shapes_acc:.1%} on the 600 held-out images")
 
 X, y = make_seed_dataset()
-mlp_trainer = train_seed_mlp(seed=0)  # chapter 3's recipe: Adam 1e-2, cosine over 100 epochs
+# chapter 3's recipe: Adam 1e-2, cosine over 100 epochs
+mlp_trainer = train_seed_mlp(seed=0)
 mlp = mlp_trainer.model.eval()
-print(f"seed-data MLP: {mlp_trainer.history['val_acc'][-1]:.1%} on the 200 validation points")
-assert shapes_trainer.history["val_acc"][-1] >= 0.95 and mlp_trainer.history["val_acc"][-1] >= 0.97
+mlp_acc = mlp_trainer.history["val_acc"][-1]
+print(f"seed-data MLP: {mlp_acc:.1%} on the 200 validation points")
+assert (
+    shapes_trainer.history["val_acc"][-1] >= 0.95
+    and mlp_trainer.history["val_acc"][-1] >= 0.97
+)
 
 # %% [markdown]
 # ## Grad-CAM
@@ -143,10 +154,12 @@ assert shapes_trainer.history["val_acc"][-1] >= 0.95 and mlp_trainer.history["va
 # `test_pitfall_notes_skip_model_eval_so_dropout_changes_every_map`.
 # ```
 
-# %%
+# %% mystnb={"image": {"alt": "Held-out shape images above their Grad-CAM heat maps, which are brightest on the shape."}}
 with GradCAM(cnn, cnn.relu3) as cam:
     maps = cam(test_images)  # each image against its predicted class
-assert all(len(m._forward_hooks) == 0 for m in cnn.modules()), "no hook left behind"
+assert all(len(m._forward_hooks) == 0 for m in cnn.modules()), (
+    "no hook left behind"
+)
 fig, axes = plt.subplots(2, 6, figsize=(12, 4.4))
 for k, (ax_img, ax_map) in enumerate(zip(axes[0], axes[1], strict=True)):
     r0, c0, r1, c1 = test_boxes[k].tolist()
@@ -158,7 +171,13 @@ for k, (ax_img, ax_map) in enumerate(zip(axes[0], axes[1], strict=True)):
     ax_map.plot(peak[1], peak[0], "w+", ms=10, mew=2)
     for ax in (ax_img, ax_map):
         ax.add_patch(
-            plt.Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, fill=False, ec="lime")
+            plt.Rectangle(
+                (c0 - 0.5, r0 - 0.5),
+                c1 - c0 + 1,
+                r1 - r0 + 1,
+                fill=False,
+                ec="lime",
+            )
         )
         ax.set_xticks([])
         ax.set_yticks([])
@@ -171,9 +190,12 @@ plt.show()
 # held-out images, how often the map's maximum lies inside the object's bounding box:
 
 # %% tags=["nbval-ignore-output"]
-# Output varies in the last digits across CPU models; the asserts carry the claims.
+# Output varies in the last digits across CPUs; the asserts carry the claims.
 hits = pointing_game(maps, test_boxes)
-print(f"pointing game: the maximum lies inside the box for {hits:.1%} of 600 held-out images")
+print(
+    f"pointing game: the maximum lies inside the box for {hits:.1%}\n"
+    "of 600 held-out images"
+)
 assert hits >= 0.85  # 88 % to 97 %, depending on the CPU's kernels
 
 # %% [markdown]
@@ -212,7 +234,7 @@ assert plain_argmax == 1.0 and plain_centre < 0.5
 # of the same network with re-initialised weights (three seeds).
 
 # %% tags=["nbval-ignore-output"]
-# Output varies in the last digits across CPU models; the asserts carry the claims.
+# Output varies in the last digits across CPUs; the asserts carry the claims.
 cluttered, _, clutter_boxes = make_shapes(3000, seed=0, distractors=2)
 cluttered, clutter_boxes = cluttered[2400:], clutter_boxes[2400:]
 assert torch.equal(clutter_boxes, test_boxes)
@@ -256,7 +278,7 @@ assert cluttered_hits - max(baselines.values()) >= 0.25
 # explanation. We compare the two maps of each image by Spearman's rank correlation:
 
 # %% tags=["nbval-ignore-output"]
-# Output varies in the last digits across CPU models; the asserts carry the claims.
+# Output varies in the last digits across CPUs; the asserts carry the claims.
 random_cnn = randomized_copy(cnn, seed=1).eval()
 with GradCAM(random_cnn, random_cnn.relu3) as cam:
     random_maps = cam(test_images[:100], target=test_labels[:100])
@@ -264,10 +286,14 @@ with GradCAM(cnn, cnn.relu3) as cam:
     trained_maps = cam(test_images[:100], target=test_labels[:100])
 empty = int((random_maps.flatten(1).max(1).values == 0).sum())
 correlations = [
-    spearman(a, b) for a, b in zip(trained_maps, random_maps, strict=True) if b.max() > 0
+    spearman(a, b)
+    for a, b in zip(trained_maps, random_maps, strict=True)
+    if b.max() > 0
 ]
-print(f"{empty} of the re-initialised model's 100 maps are empty (no ranking to compare)")
-print(f"Spearman correlation on the other {len(correlations)}: mean {np.mean(correlations):.2f}")
+print(f"{empty} of the re-initialised model's 100 maps are empty")
+print("(no ranking to compare)")
+rho = np.mean(correlations)
+print(f"Spearman correlation on the other {len(correlations)}: mean {rho:.2f}")
 assert np.mean(correlations) < 0.5
 
 # %% [markdown]
@@ -334,7 +360,7 @@ assert np.mean(correlations) < 0.5
 
 
 # %% tags=["nbval-ignore-output"]
-# Output varies in the last digits across CPU models; the asserts carry the claims.
+# Output varies in the last digits across CPUs; the asserts carry the claims.
 def notes_ig(model, input_tensor, target_class, steps=50):
     baseline = torch.zeros_like(input_tensor)
     grads = []
@@ -355,7 +381,9 @@ print(f"notes' IG on a batch of 5: {silent} get no attribution at all; "
       f"completeness error {batch_gap:.0%}")  # fmt: skip
 assert silent == 4 and batch_gap > 0.5
 demo_x, demo_y = X[800:900], y[800:900]
-per_input = [notes_ig(mlp, demo_x[i : i + 1], int(demo_y[i])) for i in range(100)]
+per_input = [
+    notes_ig(mlp, demo_x[i : i + 1], int(demo_y[i])) for i in range(100)
+]
 notes_gap = completeness_error(mlp, demo_x, demo_y, torch.cat(per_input))
 rule = "riemann_trapezoid"
 trapezoid = integrated_gradients(mlp, demo_x, demo_y, n_steps=50, method=rule)
@@ -363,16 +391,23 @@ trapezoid_gap = completeness_error(mlp, demo_x, demo_y, trapezoid)
 print(f"50 steps, one input at a time: notes' rule {notes_gap:.2%}, "
       f"trapezoid {trapezoid_gap:.2%}")  # fmt: skip
 assert notes_gap > 1.5 * trapezoid_gap
-#
+
+# %% [markdown]
 # How well does completeness hold? Per input, the relative error
 # $|\sum_i \operatorname{IG}_i - \Delta| / |\Delta|$ is not a fair measure: for inputs where
 # $\Delta = F(\mathbf x) - F(\mathbf x') \approx 0$ it explodes however accurate the integral is.
 # We aggregate over held-out inputs instead: $\sum_n |\sum_i \operatorname{IG}_{n,i} - \Delta_n|
 # / \sum_n |\Delta_n|$.
 
-# %% tags=["nbval-ignore-output"]
-# Output varies in the last digits across CPU models; the asserts carry the claims.
-methods = ["gausslegendre", "riemann_trapezoid", "riemann_middle", "riemann_left", "riemann_right"]
+# %% tags=["nbval-ignore-output"] mystnb={"image": {"alt": "Log-log curves of Integrated Gradients' completeness error against n_steps for four integration rules, for the MLP and the CNN: Gauss-Legendre falls fastest."}}
+# Output varies in the last digits across CPUs; the asserts carry the claims.
+methods = [
+    "gausslegendre",
+    "riemann_trapezoid",
+    "riemann_middle",
+    "riemann_left",
+    "riemann_right",
+]
 steps = [5, 10, 20, 50]
 X_val, y_val = X[800:], y[800:]
 cnn_x, cnn_y = test_images[:20], test_labels[:20]
@@ -390,7 +425,13 @@ for name, model, inputs, targets, baseline in cases:
                 inputs,
                 targets,
                 integrated_gradients(
-                    model, inputs, targets, baseline, n_steps=n, method=method, batch_size=1000
+                    model,
+                    inputs,
+                    targets,
+                    baseline,
+                    n_steps=n,
+                    method=method,
+                    batch_size=1000,
                 ),
                 baseline,
             )  # fmt: skip
@@ -403,14 +444,17 @@ for ax, (name, *_) in zip(axes, cases, strict=True):
     ax.axhline(0.01, color="grey", ls="--", lw=0.8)
     ax.set_title(name)
     ax.set_xlabel("n_steps")
-axes[0].set_ylabel(r"$\sum_n |\sum_i IG_{n,i} - \Delta_n| \,/\, \sum_n |\Delta_n|$")
+axes[0].set_ylabel(
+    r"$\sum_n |\sum_i IG_{n,i} - \Delta_n| \,/\, \sum_n |\Delta_n|$"
+)
 axes[1].legend(fontsize=8)
 plt.show()
 cnn_zero = completeness_error(
     cnn, cnn_x, cnn_y, integrated_gradients(cnn, cnn_x, cnn_y, n_steps=50)
 )
 for name, *_ in cases:
-    print(f"{name}: Gauss-Legendre at 50 steps: {errors[name, 'gausslegendre'][-1]:.2%}")
+    error = errors[name, "gausslegendre"][-1]
+    print(f"{name}: Gauss-Legendre at 50 steps: {error:.2%}")
 print(f"CNN, zero baseline: Gauss-Legendre at 50 steps: {cnn_zero:.2%}")
 cnn_blurred = errors["CNN, blurred baseline", "gausslegendre"][-1]
 change = cnn_blurred / cnn_zero - 1
@@ -418,11 +462,15 @@ print(f"the blurred baseline changes the CNN's error by {change:+.0%}")
 slopes = {}
 for key, errs in errors.items():
     slopes[key] = np.polyfit(np.log(steps), np.log(errs), 1)[0]
+print("log-log slope of the error over n_steps:")
 for name, *_ in cases:
-    line = ", ".join(f"{m} {slopes[name, m]:.2f}" for m in methods)
-    print(f"{name}: log-log slope of the error over n_steps: {line}")
+    print(f"  {name}:")
+    for m in methods:
+        print(f"    {m:>18} {slopes[name, m]:.2f}")
 assert all(errors[name, "gausslegendre"][-1] <= 0.01 for name, *_ in cases)
-shorter = (cnn_x - cnn_blur).flatten(1).norm(dim=1) < cnn_x.flatten(1).norm(dim=1)
+shorter = (cnn_x - cnn_blur).flatten(1).norm(dim=1) < cnn_x.flatten(1).norm(
+    dim=1
+)
 assert cnn_zero < 0.02 and bool(shorter.all())
 assert all(-1.6 < slope < -0.6 for slope in slopes.values())
 
@@ -472,7 +520,10 @@ mlp_values, mlp_expected = shap_values(mlp, background, X_val)
 cnn_values, cnn_expected = shap_values(cnn, images[:50], cnn_x[:20])
 mlp_gap = additivity_error(mlp, X_val, mlp_values, mlp_expected)
 cnn_gap = additivity_error(cnn, cnn_x[:20], cnn_values, cnn_expected)
-print(f"additivity: MLP within 1e-4: {mlp_gap <= 1e-4}, CNN within 1e-4: {cnn_gap <= 1e-4}")
+print(
+    f"additivity: MLP within 1e-4: {mlp_gap <= 1e-4}, "
+    f"CNN within 1e-4: {cnn_gap <= 1e-4}"
+)
 assert mlp_gap <= 1e-4 and cnn_gap <= 1e-4
 
 # %% [markdown]
@@ -487,7 +538,7 @@ assert mlp_gap <= 1e-4 and cnn_gap <= 1e-4
 
 
 # %% tags=["nbval-ignore-output"]
-# Output varies in the last digits across CPU models; the asserts carry the claims.
+# Output varies in the last digits across CPUs; the asserts carry the claims.
 def cnn_explanations(model):
     with GradCAM(model, model.relu3) as cam:
         gradcam = cam(test_images[:100], target=test_labels[:100])
@@ -513,8 +564,9 @@ for s in (1, 2, 3):
         rho_pixels_random[name].append(mean_rho(maps_, pixels))
 for name, maps_ in trained_expl.items():
     print(
-        f"{name:8s} trained vs random: {mean_range(rho_random[name], '.2f')}; "
-        f"vs |x|: trained {mean_rho(maps_, pixels):.2f}, "
+        f"{name:8s} trained vs random: "
+        f"{mean_range(rho_random[name], '.2f')};\n"
+        f"{'':8s} vs |x|: trained {mean_rho(maps_, pixels):.2f}, "
         f"random {mean_range(rho_pixels_random[name], '.2f')}"
     )
 assert max(rho_random["Grad-CAM"]) < 0.5 and max(rho_random["SHAP"]) < 0.5
@@ -545,14 +597,21 @@ assert min(rho_pixels_random["IG"]) > mean_rho(trained_expl["IG"], pixels)
 # validation points, towards each point's true class. The data were made from $x_0, x_1, x_2$
 # alone; a trustworthy method must say so.
 
-# %% tags=["nbval-ignore-output"]
-# Output varies in the last digits across CPU models; the asserts carry the claims.
+# %% tags=["nbval-ignore-output"] mystnb={"image": {"alt": "Bar chart of each of the ten input features' share of the mean absolute attribution in the seed-data MLP, by method: features 0, 1 and 2 dominate."}}
+# Output varies in the last digits across CPUs; the asserts carry the claims.
 ig_mlp = integrated_gradients(mlp, X_val, y_val, n_steps=50).abs().mean(0)
 shap_mlp = mlp_values[torch.arange(len(y_val)), :, y_val].abs().mean(0)
 fig, ax = plt.subplots(figsize=(8, 3.4))
 width = 0.4
-ax.bar(np.arange(10) - width / 2, ig_mlp / ig_mlp.sum(), width, label="Integrated Gradients")
-ax.bar(np.arange(10) + width / 2, shap_mlp / shap_mlp.sum(), width, label="SHAP")
+ax.bar(
+    np.arange(10) - width / 2,
+    ig_mlp / ig_mlp.sum(),
+    width,
+    label="Integrated Gradients",
+)
+ax.bar(
+    np.arange(10) + width / 2, shap_mlp / shap_mlp.sum(), width, label="SHAP"
+)
 ax.set_xticks(range(10), [f"$x_{i}$" for i in range(10)])
 ax.set_ylabel("share of mean |attribution|")
 ax.set_title("feature importance for the seed-data MLP")
@@ -561,14 +620,19 @@ plt.show()
 for name, importance in [("IG", ig_mlp), ("SHAP", shap_mlp)]:
     share = importance[:3].sum() / importance.sum()
     print(f"{name}: features x0, x1, x2 carry {share:.0%} of the attribution")
-    assert set(importance.argsort(descending=True)[:3].tolist()) == {0, 1, 2} and share > 0.8
+    assert (
+        set(importance.argsort(descending=True)[:3].tolist()) == {0, 1, 2}
+        and share > 0.8
+    )
 
 # %% [markdown]
 # **Where does the CNN look?** The same four held-out shapes explained by all three methods
 # (IG and SHAP as absolute values per pixel, towards the true class):
 
-# %%
-ig_cnn = integrated_gradients(cnn, cnn_x[:4], cnn_y[:4], n_steps=50).abs()[:, 0]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Four shape images with their Grad-CAM, Integrated Gradients and SHAP maps overlaid side by side."}}
+ig_cnn = integrated_gradients(cnn, cnn_x[:4], cnn_y[:4], n_steps=50).abs()[
+    :, 0
+]
 shap_cnn = cnn_values[torch.arange(4), 0, :, :, cnn_y[:4]].abs()
 fig, axes = plt.subplots(4, 4, figsize=(9, 9.2))
 columns = [

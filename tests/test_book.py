@@ -106,3 +106,46 @@ def test_pitfalls_page_lists_every_pitfall_label():
     listed = set(re.findall(r"<(pitfall-[\w-]+)>", page))
     assert labels, "no pitfall labels found"
     assert labels == listed
+
+
+COLUMN = 79  # characters a code or output block of the rendered book shows without scrolling
+
+
+def code_cells(name):
+    nb = json.loads((ROOT / "book" / f"{name}.ipynb").read_text())
+    return [(i, c) for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"]
+
+
+def text_outputs(cell):
+    for output in cell.get("outputs", []):
+        if output["output_type"] == "stream":
+            yield "".join(output["text"])
+        elif "text/plain" in output.get("data", {}) and "image/png" not in output["data"]:
+            yield "".join(output["data"]["text/plain"])
+        elif output["output_type"] == "error":
+            yield "\n".join(output.get("traceback", []))
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_every_code_and_output_line_fits_the_rendered_column(name):
+    too_wide = []
+    for i, cell in code_cells(name):
+        for line in "".join(cell["source"]).splitlines():
+            if len(line) > COLUMN:
+                too_wide.append(f"cell {i} code ({len(line)}): {line}")
+        for text in text_outputs(cell):
+            for line in text.splitlines():
+                if len(line) > COLUMN:
+                    too_wide.append(f"cell {i} output ({len(line)}): {line}")
+    assert not too_wide, f"{name}: lines wider than {COLUMN}:\n" + "\n".join(too_wide)
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_every_figure_has_alt_text(name):
+    missing = [
+        i
+        for i, cell in code_cells(name)
+        if any("image/png" in o.get("data", {}) for o in cell.get("outputs", []))
+        and not str(cell["metadata"].get("mystnb", {}).get("image", {}).get("alt", "")).strip()
+    ]
+    assert not missing, f"{name}: cells {missing} draw a figure without alt text (mystnb.image.alt)"

@@ -199,25 +199,14 @@ def test_train_step_returns_finite_stats_and_updates_both_networks():
     assert changed(before_d, trainer.discriminator)
 
 
-def test_optimizers_use_gan_betas_and_update_like_companion_adam():
+def test_optimizers_are_companion_adam_with_gan_betas():
     from companion.optim import Adam
 
     trainer = small_gan()
-    for opt, net in ((trainer.optimizer_G, trainer.generator),
-                     (trainer.optimizer_D, trainer.discriminator)):  # fmt: skip
+    for opt in (trainer.optimizer_G, trainer.optimizer_D):
+        assert isinstance(opt, Adam)
         assert opt.param_groups[0]["lr"] == 2e-4
         assert opt.param_groups[0]["betas"] == (0.5, 0.999)
-        # the same five steps with the book's Adam, on a copy: bit-identical parameters
-        ours = [p.detach().clone().requires_grad_() for p in net.parameters()]
-        reference = Adam(ours, lr=2e-4, betas=(0.5, 0.999))
-        torch.manual_seed(3)
-        for _ in range(5):
-            grads = [torch.randn_like(p) for p in ours]
-            for p, q, g in zip(net.parameters(), ours, grads, strict=True):
-                p.grad, q.grad = g.clone(), g.clone()
-            opt.step()
-            reference.step()
-        assert all(torch.equal(p, q) for p, q in zip(net.parameters(), ours, strict=True))
 
 
 def fit_run(seed, epochs=3, labelled=False, sample_every=1):

@@ -67,6 +67,7 @@ def test_use_device_checks_its_argument_like_get_device():
 def test_executed_with_names_versions_threads_and_device():
     line = executed_with()
     assert line.startswith("Executed with Python ")
+    assert len(line.splitlines()) == 2  # each line fits the book's 79-character column
     assert f"torch {torch.__version__}" in line and f"NumPy {np.__version__}" in line
     assert f"{torch.get_num_threads()} CPU thread" in line
     assert f"device {get_device()}" in line
