@@ -32,7 +32,6 @@ SEED = companion.seed_everything(0)  # seeds everything, and one CPU thread
 DEVICE = companion.use_device("cpu")  # the book's numbers are CPU numbers
 
 # %%
-import inspect
 import tempfile
 import textwrap
 from pathlib import Path
@@ -49,6 +48,7 @@ from companion import (
     make_seed_dataset,
     mean_range,
     plot_history,
+    recipe_source,
     seed_everything,
     train_seed_mlp,
     train_val_loaders,
@@ -200,10 +200,7 @@ assert len(train_loader) == 25 and len(val_loader) == 7 and untouched
 # runs:
 
 # %%
-source = inspect.getsource(train_seed_mlp).splitlines()
-opening = next(i for i, line in enumerate(source) if 'r"""' in line)
-closing = source.index('    """', opening + 1)
-print("\n".join(source[:opening] + source[closing + 1 :]))  # no docstring
+print(recipe_source(train_seed_mlp))  # the code, without its docstring
 
 # %% [markdown]
 # ## The original recipe, and its pitfall
