@@ -34,6 +34,13 @@ from .data import (
     make_shapes,
     train_val_loaders,
 )
+from .distributed import (
+    DistributedTrainer,
+    all_reduce_gradients,
+    distributed_loaders,
+    launch,
+    train_seed_mlp_parallel,
+)
 from .gan import (
     DigitsClassifier,
     Discriminator,
@@ -106,6 +113,11 @@ from .utils import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "DistributedTrainer",
+    "all_reduce_gradients",
+    "distributed_loaders",
+    "launch",
+    "train_seed_mlp_parallel",
     "GradCAM",
     "additivity_error",
     "completeness_error",

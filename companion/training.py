@@ -132,9 +132,9 @@ class Trainer:
         if n == 0:
             raise ValueError(f"{name} is empty: it yields no batches")
 
-    def _forward(self, x, name: str, batch_idx: int):
+    def _forward(self, x, name: str, batch_idx: int, module=None):
         try:
-            return self.model(x)
+            return (self.model if module is None else module)(x)
         except RuntimeError as err:
             where = f"batch {batch_idx} of {name}, inputs of shape {tuple(x.shape)}"
             if _SHAPE_ERROR.search(str(err)):  # a shape mismatch deep inside the model
@@ -219,9 +219,10 @@ class Trainer:
             raise ValueError("train_epoch needs an optimizer (or call fit, which makes one)")
         self._set_train_mode()
         params = list(self.model.parameters())
+        module = self._training_module()
         total_loss, correct, seen = 0.0, 0, 0
         for batch_idx, x, y in self._batches(train_loader, "train_loader"):
-            output = self._forward(x, "train_loader", batch_idx)
+            output = self._forward(x, "train_loader", batch_idx, module)
             output, y = self._flatten_sequences(output, y)
             self._check_labels(output, y, "train_loader", batch_idx)
             loss = self.criterion(output, y)
@@ -230,6 +231,7 @@ class Trainer:
                 self._stop(f"the loss is {value}", batch_idx)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            self._sync_gradients()
             if clip_grad_norm is not None:
                 nn.utils.clip_grad_norm_(params, clip_grad_norm)
             if not _gradient_is_finite(params):
@@ -240,6 +242,7 @@ class Trainer:
             total_loss += self._batch_total(value, len(y))
             correct += (output.argmax(dim=1) == y).sum().item()
             seen += len(y)
+        total_loss, correct, seen = self._totals(total_loss, correct, seen)
         return total_loss / seen, correct / seen
 
     def _stop(self, what: str, batch_idx: int):
@@ -254,6 +257,18 @@ class Trainer:
     def _set_train_mode(self) -> None:
         """Put the model in training mode before an epoch (subclasses may keep parts in eval)."""
         self.model.train()
+
+    # Hooks for companion.distributed.DistributedTrainer; in one process they do nothing.
+    def _training_module(self):
+        """The module the training forward pass runs through (a DDP wrapper, in chapter 10)."""
+        return self.model
+
+    def _sync_gradients(self) -> None:
+        """Called after ``loss.backward()``, before clipping and the finiteness check."""
+
+    def _totals(self, total_loss: float, correct: int, seen: int):
+        """An epoch's summed loss, correct count and example count (summed over processes)."""
+        return total_loss, correct, seen
 
     @torch.no_grad()
     def validate(self, val_loader):
@@ -286,6 +301,7 @@ class Trainer:
                 seen += len(y)
         finally:
             self.model.train(was_training)
+        total_loss, correct, seen = self._totals(total_loss, correct, seen)
         return total_loss / seen, correct / seen
 
     # ------------------------------------------------------------------------------- fitting
@@ -381,6 +397,7 @@ class Trainer:
             epoch_iter = bar
         plateau = isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
         for _ in epoch_iter:
+            _set_sampler_epoch(train_loader, self.epoch)
             lr = self.optimizer.param_groups[0]["lr"]
             batch_scheduler = self.scheduler if scheduler_step == "batch" else None
             train_loss, train_acc = self.train_epoch(
@@ -558,6 +575,18 @@ class Trainer:
             torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
         self._pending_generator_state = None if rng["loader"] is None else rng["loader"].cpu()
         return self
+
+
+def _set_sampler_epoch(loader, epoch: int) -> None:
+    """``sampler.set_epoch(epoch)`` if the loader's sampler has it (``DistributedSampler``:
+    without it every epoch would shuffle into the same order)."""
+    for sampler in (
+        getattr(loader, "sampler", None),
+        getattr(getattr(loader, "batch_sampler", None), "sampler", None),
+    ):
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+            return
 
 
 def _gradient_is_finite(params) -> bool:
