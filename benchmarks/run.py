@@ -241,6 +241,32 @@ def bench_integrated_gradients(n_steps=50):
     return rows
 
 
+def bench_data_parallel(global_batch_size=64):
+    """Time per sample with 2 processes (DDP, gloo) against 1 process with 1 and with 2
+    threads (the same two cores used by threads instead), and the all-reduce's share."""
+    from companion.distributed import launch, step_time
+
+    rows, n = [], global_batch_size
+    threads = torch.get_num_threads()
+    for model in ("mlp", "cnn"):
+        one = step_time(model, global_batch_size=n)
+        torch.set_num_threads(2)
+        one_two_threads = step_time(model, global_batch_size=n)
+        torch.set_num_threads(threads)
+        two = launch(step_time, 2, model, global_batch_size=n)[0]
+        quiet = launch(step_time, 2, model, global_batch_size=n, sync=False)[0]
+        label = f"DDP, 2 processes, {model}, per sample (batch {n})"
+        rows.append((label, two / n, "1 process, 1 thread", one / n))
+        rows.append((label, two / n, "1 process, 2 threads", one_two_threads / n))
+        rows.append((f"DDP, 2 processes, {model}, per step", two, "same, no all-reduce", quiet))
+        print(
+            f"data parallel, {model}: samples/s {n / one:,.0f} (1 process), "
+            f"{n / one_two_threads:,.0f} (1 process, 2 threads), {n / two:,.0f} (2 processes);"
+            f" the all-reduce takes {100 * (two - quiet) / two:.0f} % of a 2-process step"
+        )
+    return rows
+
+
 def main():
     rows = (
         bench_sigmoid()
@@ -250,6 +276,7 @@ def main():
         + bench_conv()
         + bench_channels_last()
         + bench_integrated_gradients()
+        + bench_data_parallel()
     )
     width = max(len(r[0]) for r in rows)
     print(f"{'benchmark':<{width}}  {'ours':>10}  {'reference':>10}  {'ratio':>6}  reference")
@@ -259,5 +286,5 @@ def main():
     print(f"(torch {torch.__version__}, numpy {np.__version__}, {torch.get_num_threads()} threads)")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the guard launch()'s spawned processes need
     main()

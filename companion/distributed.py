@@ -421,6 +421,7 @@ class SyncBatchNorm(_BatchNorm):
             raise ValueError(f"SyncBatchNorm expects (batch, channels, ...) input; got {x.dim()}D")
 
     def forward(self, x):
+        """Normalise ``x`` of shape ``(batch, channels, ...)`` with the global statistics."""
         self._check_input_dim(x)
         if not self.training or world_size() == 1:
             return super().forward(x)
@@ -523,8 +524,8 @@ class DistributedTrainer(Trainer):
             all_reduce_gradients(self.model)
 
     def validate(self, val_loader, reduce: bool = True):
-        """:meth:`Trainer.validate`; with ``reduce=False``, this rank's numbers on its share
-        of the data only (a pitfall when compared as if global)."""
+        """:meth:`companion.training.Trainer.validate`; with ``reduce=False``, this rank's
+        numbers on its share of the data only (a pitfall when compared as if global)."""
         self._reduce = reduce
         try:
             return super().validate(val_loader)
@@ -539,12 +540,12 @@ class DistributedTrainer(Trainer):
         return float(sums[0]), int(sums[1]), int(sums[2])
 
     def fit(self, *args, progress: bool = True, **kwargs) -> dict:
-        """:meth:`Trainer.fit`, with the progress bar on rank 0 only."""
+        """:meth:`companion.training.Trainer.fit`, with the progress bar on rank 0 only."""
         return super().fit(*args, progress=progress and self.rank == 0, **kwargs)
 
     def save_checkpoint(self, path) -> Path:
-        """Rank 0 writes the checkpoint (:meth:`Trainer.save_checkpoint`); every rank waits
-        until it is on disk, then returns its path."""
+        """Rank 0 writes the checkpoint (:meth:`companion.training.Trainer.save_checkpoint`);
+        every rank waits until it is on disk, then returns its path."""
         path = Path(path)
         if self.rank == 0:
             super().save_checkpoint(path)
@@ -604,7 +605,7 @@ def train_seed_mlp_parallel(
     dict
         ``weights`` (the final state dict, on this rank), ``history`` (global metrics),
         ``rank_val_acc`` (per epoch, this rank's accuracy on its share of the validation
-        data, not summed over ranks),
+        data, not summed over ranks), ``steps`` (optimizer steps taken, resumed ones included),
         ``running_mean`` (the first BatchNorm's running mean, or None), ``rank``,
         ``world_size``.
     """
@@ -617,26 +618,26 @@ def train_seed_mlp_parallel(
     if batch_norm == "sync":
         convert_sync_batchnorm(model)
     X, y = make_seed_dataset()
-    X = X.to(torch.float64)
-    train, val = TensorDataset(X[:800], y[:800]), TensorDataset(X[800:], y[800:])
-    train_loader, val_loader = distributed_loaders(train, val, global_batch_size, seed=seed)
+    data = TensorDataset(X.to(torch.float64), y)
+    train, val = Subset(data, range(800)), Subset(data, range(800, 1000))
+    loaders = distributed_loaders(train, val, global_batch_size, seed=seed)
     trainer = DistributedTrainer(model, device="cpu", sync=sync)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     if resume is not None:
         trainer.load_checkpoint(resume, optimizer=optimizer)
-    rank_acc = []
+    rank_acc = []  # this rank's validation accuracy, on its share only
     while trainer.epoch < epochs:
-        trainer.fit(train_loader, val_loader, 1, optimizer=optimizer, progress=False)
-        # this rank's own validation accuracy, on its share, not summed over the ranks
-        rank_acc.append(trainer.validate(val_loader, reduce=False)[1])
+        trainer.fit(*loaders, 1, optimizer=optimizer, progress=False)
+        rank_acc.append(trainer.validate(loaders[1], reduce=False)[1])
         if checkpoint is not None and trainer.epoch == 1:
             trainer.save_checkpoint(checkpoint)
-    bn = next((m for m in model.modules() if isinstance(m, _BatchNorm)), None)
+    bn = [m for m in model.modules() if isinstance(m, _BatchNorm)]
     return {
-        "weights": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "weights": {k: v.clone() for k, v in model.state_dict().items()},
         "history": trainer.history,
         "rank_val_acc": rank_acc,
-        "running_mean": None if bn is None else bn.running_mean.clone(),
+        "steps": int(optimizer.state[model[0].weight]["step"]),
+        "running_mean": bn[0].running_mean.clone() if bn else None,
         "rank": trainer.rank,
         "world_size": trainer.world_size,
     }
@@ -647,6 +648,58 @@ def train_variants(variants) -> list:
     :func:`launch` starts new processes (a few seconds), so a chapter compares several
     settings in one."""
     return [train_seed_mlp_parallel(**variant) for variant in variants]
+
+
+def step_time(model: str = "mlp", steps: int = 30, global_batch_size: int = 64, sync=True):
+    r"""Seconds per training step (forward, backward, all-reduce, Adam) in this process group,
+    for ``make bench``: the slowest rank's median over ``steps`` steps after 5 warm-up steps.
+
+    Parameters
+    ----------
+    model : {"mlp", "cnn"}
+        Chapter 3's MLP (float32, 10 features) or chapter 5's shapes CNN
+        (``ConvolutionalNN(1, 3, channels=(16, 32, 64))`` on 32 × 32 images).
+    steps : int
+    global_batch_size : int
+        Split among the ranks.
+    sync : bool, default True
+        False runs the steps inside DDP's ``no_sync()`` (no all-reduce): the difference is
+        the time spent communicating.
+
+    Returns
+    -------
+    float
+    """
+    from .models import ConvolutionalNN
+
+    _validate.one_of(model, "model", {"mlp", "cnn"})
+    steps = _validate.positive_int(steps, "steps")
+    torch.manual_seed(0)
+    b = _validate.positive_int(global_batch_size, "global_batch_size") // world_size()
+    if model == "mlp":
+        net, x = seed_mlp(dtype=torch.float32), torch.randn(b, 10)
+    else:
+        net, x = ConvolutionalNN(1, 3, channels=(16, 32, 64)), torch.randn(b, 1, 32, 32)
+    y = torch.randint(0, 3, (b,))
+    ddp = DistributedDataParallel(net) if world_size() > 1 else None
+    forward = net if ddp is None else ddp
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    times = []
+    for i in range(steps + 5):
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        if ddp is not None and not sync:
+            with ddp.no_sync():
+                nn.functional.cross_entropy(forward(x), y).backward()
+        else:
+            nn.functional.cross_entropy(forward(x), y).backward()
+        optimizer.step()
+        if i >= 5:
+            times.append(time.perf_counter() - start)
+    median = torch.tensor(sorted(times)[len(times) // 2], dtype=torch.float64)
+    if world_size() > 1:
+        dist.all_reduce(median, op=dist.ReduceOp.MAX)
+    return float(median)
 
 
 def main(argv=None) -> None:  # pragma: no cover (run by torchrun in the chapter and a test)

@@ -76,7 +76,7 @@ def test_ddp_and_hand_all_reduce_on_2_ranks_equal_one_process_on_the_global_batc
     assert gap(params(alone[0]), params(alone[1])) > 1e-2
 
 
-def test_metrics_are_global_on_every_rank_and_per_rank_ones_are_not(reference, syncs):
+def test_pitfall_per_rank_metrics_differ_and_the_reduced_ones_are_global(reference, syncs):
     ddp = syncs[0]
     for r in ddp:
         for key in ("train_loss", "val_loss", "train_acc", "val_acc"):
@@ -87,7 +87,7 @@ def test_metrics_are_global_on_every_rank_and_per_rank_ones_are_not(reference, s
         assert (local[0][epoch] + local[1][epoch]) / 2 == pytest.approx(global_acc)
 
 
-def test_batchnorm_per_rank_statistics_differ_and_syncbatchnorm_restores_equivalence():
+def test_pitfall_batchnorm_per_rank_statistics_differ_and_syncbatchnorm_restores_equivalence():
     reference = D.train_seed_mlp_parallel(EPOCHS, 32, 0, batch_norm="local")
     local, sync = by_variant(
         D.launch(
@@ -126,12 +126,18 @@ def test_a_ddp_checkpoint_resumes_in_one_process_and_is_written_by_rank_0_only(r
     assert gap(params(resumed), params(full[0])) < 1e-6
     assert gap(params(resumed), params(reference)) < 1e-6
     assert resumed["history"]["val_acc"] == pytest.approx(reference["history"]["val_acc"])
-    writes = D.launch(count_checkpoint_writes, 2, str(tmp_path / "count.pt"))
-    assert writes == [1, 0]
 
 
-def count_checkpoint_writes(path):
-    """Runs on every rank: how many files this rank renames into place while saving."""
+def test_pitfall_every_rank_saves_and_distributed_trainer_saves_once(tmp_path):
+    path = str(tmp_path / "count.pt")
+    assert D.launch(count_checkpoint_writes, 2, path, naive=True) == [1, 1]  # the defect
+    assert D.launch(count_checkpoint_writes, 2, path, naive=False) == [1, 0]  # the fix
+    assert sorted(os.listdir(tmp_path)) == ["count.pt"]
+
+
+def count_checkpoint_writes(path, naive):
+    """Runs on every rank: how many files this rank renames into place while saving; naive
+    is the loop that saves on every rank (Trainer's save, which is atomic, on each)."""
     trainer = D.DistributedTrainer(D.seed_mlp(), device="cpu")
     calls = []
     original = os.replace
@@ -142,7 +148,10 @@ def count_checkpoint_writes(path):
 
     os.replace = counting
     try:
-        trainer.save_checkpoint(path)
+        if naive:
+            Trainer.save_checkpoint(trainer, path)
+        else:
+            trainer.save_checkpoint(path)
     finally:
         os.replace = original
     return len(calls)
