@@ -137,6 +137,8 @@ def _worker(
         WORLD_SIZE=str(world),
     )
     torch.set_num_threads(threads)
+    if backend == "nccl":  # one GPU per process: rank r computes on cuda:r
+        torch.cuda.set_device(local_rank)
     out = Path(out_dir)
     try:
         init_from_env(backend, timeout)
@@ -535,7 +537,8 @@ class DistributedTrainer(Trainer):
     def _totals(self, total_loss, correct, seen):
         if self.world_size == 1 or not self._reduce:
             return total_loss, correct, seen
-        sums = torch.tensor([total_loss, correct, seen], dtype=torch.float64)
+        # on the model's device: nccl reduces CUDA tensors only
+        sums = torch.tensor([total_loss, correct, seen], dtype=torch.float64, device=self.device)
         dist.all_reduce(sums, op=dist.ReduceOp.SUM)
         return float(sums[0]), int(sums[1]), int(sums[2])
 

@@ -243,3 +243,31 @@ def test_torchrun_runs_the_same_training(tmp_path, syncs):
     assert "rank 0 of 2: validation accuracy" in done.stdout
     result = torch.load(out, weights_only=True)
     assert gap(params(result), params(syncs[0][0])) < 1e-12
+
+
+def test_the_progress_bar_shows_on_rank_0_only(monkeypatch):
+    import tqdm.auto
+
+    bars = []
+
+    class Bar(list):  # a stand-in for tqdm that records that it was made
+        def __init__(self, iterable, **kwargs):
+            super().__init__(iterable)
+            bars.append(kwargs)
+
+        def set_postfix(self, **kwargs):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    data = TensorDataset(torch.randn(8, 2), torch.zeros(8, dtype=torch.long))
+    loader = torch.utils.data.DataLoader(data, batch_size=4)
+    trainer = D.DistributedTrainer(nn.Linear(2, 2), device="cpu")
+    trainer.rank = 1  # as on the second process of a job
+    trainer.fit(loader, None, 1)
+    assert bars == []
+    trainer.rank = 0
+    trainer.fit(loader, None, 1)
+    assert len(bars) == 1
