@@ -123,9 +123,11 @@ thread-check: setup
 	$(BIN)/python ci/thread_check.py $(THREAD_ARGS)
 
 ## pretrain: re-train chapter 9's backbones into companion/weights/ and record their SHA-256 and
-## source accuracy in companion/weights/backbones.json (deterministic; commit the three files)
+## source accuracy in companion/weights/backbones.json, and chapter 8's trained CNN and MLP
+## (companion/weights/models.json) (deterministic; commit the files)
 pretrain: setup
 	$(DETERMINISTIC_ENV) $(BIN)/python -c "from companion.transfer import main; main()" companion/weights
+	$(DETERMINISTIC_ENV) $(BIN)/python -c "from companion.models import write_book_models as w; w('companion/weights')"
 
 ## bench: speed ratios against PyTorch, measured in the same run (one thread: stable ratios on a
 ## small shared machine; run `.venv/bin/python benchmarks/run.py` for the default thread count)

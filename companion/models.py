@@ -10,6 +10,9 @@ from torch import nn
 from . import _validate
 
 __all__ = [
+    "BOOK_MODELS",
+    "book_model",
+    "write_book_models",
     "NeuralNetwork",
     "ConvolutionalNN",
     "train_shapes_cnn",
@@ -512,3 +515,99 @@ def train_seed_mlp(
         progress=False,
     )
     return trainer
+
+
+# ----------------------------------------------------------------- models the book ships
+#: The trained models chapter 8 explains, shipped in ``companion/weights`` so that the chapter
+#: does not train them again (``make pretrain`` re-trains them; a test checks it reproduces
+#: them): the recipe that made each file, and what it must be called with.
+BOOK_MODELS = {
+    "shapes_cnn": "train_shapes_cnn(seed=0)",
+    "seed_mlp": "train_seed_mlp(seed=0)",
+}
+_MODELS_MANIFEST = "models.json"
+
+
+def _train_book_model(name: str):
+    """Train ``BOOK_MODELS[name]``: the trainer (its model in training mode)."""
+    if name == "shapes_cnn":
+        return train_shapes_cnn(seed=0)[0]
+    return train_seed_mlp(seed=0)
+
+
+def _empty_book_model(name: str) -> nn.Module:
+    if name == "shapes_cnn":
+        return ConvolutionalNN(1, 3, channels=(16, 32, 64), dropout_rate=0.3, input_size=32)
+    return NeuralNetwork(10, [64, 32], 3, dropout_rate=0.2)
+
+
+def book_model(name: str):
+    """A trained model the book ships, in evaluation mode, checked against its SHA-256.
+
+    Parameters
+    ----------
+    name : {"shapes_cnn", "seed_mlp"}
+        Chapter 5's shapes CNN, ``train_shapes_cnn(seed=0)``, or chapter 3's MLP,
+        ``train_seed_mlp(seed=0)``: the same weights those calls train (bit for bit on the
+        machine that wrote them, see ``info["torch"]``).
+
+    Returns
+    -------
+    model : torch.nn.Module
+        On the CPU, in evaluation mode.
+    info : dict
+        ``recipe`` (the call that trained it), ``sha256``, ``val_acc`` (its validation accuracy
+        when it was trained) and ``torch`` (the version that wrote the file).
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a shipped model, or the file's SHA-256 is not the recorded one.
+    FileNotFoundError
+        If the file is missing (run ``make pretrain``).
+    """
+    import json
+
+    from .transfer import WEIGHTS_DIR, _sha256
+
+    _validate.one_of(name, "name", set(BOOK_MODELS))
+    manifest_path = WEIGHTS_DIR / _MODELS_MANIFEST
+    path = WEIGHTS_DIR / f"{name}.pt"
+    if not manifest_path.is_file() or not path.is_file():
+        raise FileNotFoundError(f"model {name!r} is not in {WEIGHTS_DIR}: run make pretrain")
+    info = json.loads(manifest_path.read_text())[name]
+    digest = _sha256(path)
+    if digest != info["sha256"]:
+        raise ValueError(
+            f"{path} has SHA-256 {digest}; {manifest_path.name} records {info['sha256']}"
+        )
+    model = _empty_book_model(name)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model.eval(), dict(info)
+
+
+def write_book_models(out_dir, names=None) -> dict:
+    """Train the models of :data:`BOOK_MODELS` into ``out_dir`` with their manifest
+    (``make pretrain``)."""
+    import json
+    from pathlib import Path
+
+    from .transfer import _sha256
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest_path = out_dir / _MODELS_MANIFEST
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    for name in names or BOOK_MODELS:
+        trainer = _train_book_model(name)
+        path = out_dir / f"{name}.pt"
+        torch.save(trainer.model.state_dict(), path)
+        manifest[name] = {
+            "recipe": BOOK_MODELS[name],
+            "sha256": _sha256(path),
+            "val_acc": trainer.history["val_acc"][-1],
+            "torch": torch.__version__.split("+")[0],
+        }
+        print(f"{name}: validation accuracy {manifest[name]['val_acc']:.4f} -> {path}")
+    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest

@@ -3,6 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import companion.models
 from companion.models import (
     ConvolutionalNN,
     NeuralNetwork,
@@ -317,3 +318,37 @@ def test_train_seed_mlp_retrains_bit_for_bit_and_reaches_98_percent():
     assert len(other.history["val_acc"]) == 3 and other.history != first.history
     with pytest.raises(ValueError, match="epochs"):
         train_seed_mlp(epochs=0)
+
+
+@pytest.mark.parametrize("name", sorted(companion.models.BOOK_MODELS))
+def test_make_pretrain_reproduces_the_shipped_chapter_8_models(name):
+    from companion.models import _train_book_model, book_model
+
+    shipped, info = book_model(name)
+    trainer = _train_book_model(name)
+    assert trainer.history["val_acc"][-1] == pytest.approx(info["val_acc"], abs=1e-9)
+    retrained, expected = trainer.model.state_dict(), shipped.state_dict()
+    assert retrained.keys() == expected.keys()
+    # bit-identical on the machine that wrote the files (another CPU rounds differently)
+    gap = max((retrained[k].float() - expected[k].float()).abs().max().item() for k in expected)
+    assert gap < 1e-4
+    assert not shipped.training
+
+
+def test_book_model_refuses_an_unknown_name_and_a_changed_file(tmp_path, monkeypatch):
+    import shutil
+
+    import companion.transfer
+    from companion.models import book_model
+
+    with pytest.raises(ValueError, match="name must be one of"):
+        book_model("resnet")
+    for f in companion.transfer.WEIGHTS_DIR.glob("*.json"):
+        shutil.copy(f, tmp_path)
+    data = (companion.transfer.WEIGHTS_DIR / "seed_mlp.pt").read_bytes()
+    (tmp_path / "seed_mlp.pt").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    monkeypatch.setattr(companion.transfer, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(ValueError, match="SHA-256"):
+        book_model("seed_mlp")
+    with pytest.raises(FileNotFoundError, match="make pretrain"):
+        book_model("shapes_cnn")
