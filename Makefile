@@ -23,6 +23,9 @@ THREAD_ARGS ?=
 # bits on Intel and AMD processors. Without it an Intel machine and an AMD one differ in the
 # last digits of a matrix product, and after thousands of training steps in printed numbers
 # (chapter 3's validation loss: 0.0614 on an Intel Xeon, 0.0609 on an AMD EPYC).
+# It is not enough for every kernel: chapter 5's CNN, trained with this environment on an
+# Intel Xeon and on an AMD EPYC, ends with other weights (the same accuracy), so chapter 8
+# loads the trained models it explains (companion/weights) instead of training them again.
 DETERMINISTIC_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
 	ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=COMPATIBLE ONEDNN_MAX_CPU_ISA=AVX2
 

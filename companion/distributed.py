@@ -63,7 +63,6 @@ __all__ = [
 ]
 
 _SYNCS = ("ddp", "all_reduce", "none")
-_STARTUP_S = 30.0  # seconds allowed, beyond timeout=, for the processes to start and import
 
 
 # --------------------------------------------------------------------------------- launching
@@ -121,8 +120,11 @@ def init_from_env(backend: str | None = None, timeout: float = 60.0) -> tuple[in
             "launch)"
         )
     timeout = _validate.positive_float(timeout, "timeout")
+    backend = backend or "gloo"
+    if backend == "nccl" and "LOCAL_RANK" in os.environ:  # one GPU per process
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     if not dist.is_initialized():
-        dist.init_process_group(backend or "gloo", timeout=datetime.timedelta(seconds=timeout))
+        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout))
     return dist.get_rank(), dist.get_world_size()
 
 
@@ -137,8 +139,6 @@ def _worker(
         WORLD_SIZE=str(world),
     )
     torch.set_num_threads(threads)
-    if backend == "nccl":  # one GPU per process: rank r computes on cuda:r
-        torch.cuda.set_device(local_rank)
     out = Path(out_dir)
     try:
         init_from_env(backend, timeout)
@@ -147,10 +147,12 @@ def _worker(
     except BaseException as err:
         tb = traceback.format_exc()
         try:
-            payload = pickle.dumps((time.time(), err, tb))
-        except Exception:  # an exception that cannot be pickled: keep its text
-            payload = pickle.dumps((time.time(), None, tb))
-        (out / f"error-{local_rank}.pkl").write_bytes(payload)
+            exception = pickle.dumps(err)
+        except Exception:  # an exception that cannot be pickled: its text will do
+            exception = b""
+        # the exception is pickled on its own, inside: the time and the traceback's text
+        # can always be read back, even when the exception cannot
+        (out / f"error-{local_rank}.pkl").write_bytes(pickle.dumps((time.time(), tb, exception)))
         raise
     finally:
         if dist.is_initialized():
@@ -163,6 +165,7 @@ def launch(
     *args,
     backend: str = "gloo",
     timeout: float = 60.0,
+    job_timeout: float | None = None,
     **kwargs,
 ) -> list:
     r"""Run ``fn(*args, **kwargs)`` in ``world_size`` local processes that form a process group.
@@ -186,8 +189,16 @@ def launch(
     backend : {"gloo", "nccl"}, default "gloo"
         ``gloo`` runs on the CPU; ``nccl`` needs one CUDA device per process.
     timeout : float, default 60
-        Seconds: a collective that waits longer fails, and the whole job is stopped after
-        ``timeout`` seconds plus a margin for start-up, so a job never hangs.
+        Seconds a collective may wait for the other ranks: one that waits longer raises on
+        its rank, and so fails the job, instead of hanging (a rank that died, a rank that
+        skipped an all-reduce). It does not limit how long the job runs.
+    job_timeout : float, optional
+        Seconds the whole job may run, start-up included; then every process is stopped
+        and ``TimeoutError`` raised. Default: no limit.
+
+    The parent's thread count (``torch.get_num_threads()``) is set in every process: one
+    thread per process, as the book uses, keeps two processes from fighting over two cores.
+    An interrupt (Ctrl-C, a notebook's stop button) stops every process.
 
     Returns
     -------
@@ -206,13 +217,17 @@ def launch(
         re-raised here, with its type and message unchanged and a note naming the rank and
         giving its traceback.
     TimeoutError
-        If the job does not finish in time.
+        If the job runs longer than ``job_timeout``.
+    RuntimeError
+        If a rank ends without a result and without an exception (``sys.exit`` in ``fn``).
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable; got {type(fn).__name__}")
     world = _validate.positive_int(world_size, "world_size")
     _validate.one_of(backend, "backend", {"gloo", "nccl"})
     timeout = _validate.positive_float(timeout, "timeout")
+    if job_timeout is not None:
+        job_timeout = _validate.positive_float(job_timeout, "job_timeout")
     if backend == "nccl" and torch.cuda.device_count() < world:
         raise ValueError(
             f"backend='nccl' needs one CUDA device per process: world_size={world}, "
@@ -236,7 +251,7 @@ def launch(
             join=False,
             start_method="spawn",
         )
-        deadline = time.monotonic() + timeout + _STARTUP_S
+        deadline = None if job_timeout is None else time.monotonic() + job_timeout
         # torch logs "Terminating process <pid>" when it stops the others: this module
         # reports the failure itself, and the pid would make outputs differ between runs
         spawn_log = logging.getLogger("torch.multiprocessing.spawn")
@@ -244,18 +259,27 @@ def launch(
         spawn_log.setLevel(logging.ERROR)
         try:
             while not context.join(timeout=0.05):
-                if time.monotonic() > deadline:
+                if deadline is not None and time.monotonic() > deadline:
                     _terminate(context)
                     raise TimeoutError(
-                        f"the job of {world} processes did not finish within {timeout:g} s "
-                        f"(timeout=) plus {_STARTUP_S:g} s for start-up; it was stopped"
+                        f"the job of {world} processes did not finish within "
+                        f"job_timeout={job_timeout:g} s; it was stopped"
                     )
         except (mp.ProcessRaisedException, mp.ProcessExitedException) as failure:
             _terminate(context)
             _reraise_first(Path(out_dir), world, failure)
+        except BaseException:  # KeyboardInterrupt above all: leave no process behind
+            _terminate(context)
+            raise
         finally:
             spawn_log.setLevel(level)
         out = Path(out_dir)
+        missing = [r for r in range(world) if not (out / f"result-{r}.pt").is_file()]
+        if missing:
+            raise RuntimeError(
+                f"rank {missing[0]} of {world} ended without returning a result or raising "
+                "(did fn call sys.exit?)"
+            )
         return [torch.load(out / f"result-{r}.pt", weights_only=True) for r in range(world)]
 
 
@@ -275,13 +299,20 @@ def _reraise_first(out_dir: Path, world: int, failure: Exception):
     for r in range(world):
         path = out_dir / f"error-{r}.pkl"
         if path.exists():
-            when, err, tb = pickle.loads(path.read_bytes())
+            when, tb, exception = pickle.loads(path.read_bytes())
+            try:
+                err = pickle.loads(exception) if exception else None
+            except Exception:  # pickled, but it does not unpickle here: keep the text
+                err = None
             errors.append((when, r, err, tb))
     if not errors:  # killed by a signal or os._exit: nothing was recorded
         raise failure
     _, r, err, tb = min(errors, key=lambda e: e[0])
     if err is None:
-        raise RuntimeError(f"rank {r} of {world} raised an exception that cannot be pickled:\n{tb}")
+        raise RuntimeError(
+            f"rank {r} of {world} raised an exception that cannot be sent back (pickled) "
+            f"to this process; its traceback:\n{tb}"
+        )
     if hasattr(err, "add_note"):  # Python >= 3.11
         err.add_note(
             f"(raised on rank {r} of {world}, companion.distributed.launch; its traceback:)\n{tb}"
@@ -306,8 +337,10 @@ def distributed_loaders(
     permutation to a multiple of :math:`W`, and gives rank :math:`r` every :math:`W`-th index
     from :math:`r`; batches of :math:`b = \texttt{global\_batch\_size} / W` then make global
     step :math:`k` use positions :math:`kWb, \dots, (k+1)Wb - 1` of the permutation: the batch
-    one process with ``global_batch_size`` would take. Validation: rank :math:`r` takes
-    examples :math:`r, r + W, r + 2W, \dots` (no padding, so every example counts once).
+    one process with ``global_batch_size`` would take — exactly, when :math:`n` is a multiple
+    of :math:`W` (otherwise the padding repeats a few examples in the last step).
+    Validation: rank :math:`r` takes examples :math:`r, r + W, r + 2W, \dots` (no padding,
+    so every example counts once).
 
     Parameters
     ----------
@@ -327,7 +360,8 @@ def distributed_loaders(
     Raises
     ------
     ValueError
-        If ``global_batch_size`` is not a positive multiple of the world size.
+        If ``global_batch_size`` is not a positive multiple of the world size, or ``val`` has
+        fewer examples than there are ranks (a rank would validate nothing).
     """
     global_batch_size = _validate.positive_int(global_batch_size, "global_batch_size")
     seed = _validate.nonnegative_int(seed, "seed")
@@ -342,6 +376,8 @@ def distributed_loaders(
     )
     train_loader = DataLoader(train, batch_size=global_batch_size // w, sampler=sampler)
     val_loader = None
+    if val is not None and len(val) < w:
+        raise ValueError(f"val has {len(val)} examples for {w} ranks: each rank needs one")
     if val is not None:
         shard = Subset(val, range(r, len(val), w))
         val_loader = DataLoader(shard, batch_size=max(1, global_batch_size // w))

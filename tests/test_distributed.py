@@ -129,10 +129,11 @@ def test_a_ddp_checkpoint_resumes_in_one_process_and_is_written_by_rank_0_only(r
 
 
 def test_pitfall_every_rank_saves_and_distributed_trainer_saves_once(tmp_path):
-    path = str(tmp_path / "count.pt")
-    assert D.launch(count_checkpoint_writes, 2, path, naive=True) == [1, 1]  # the defect
-    assert D.launch(count_checkpoint_writes, 2, path, naive=False) == [1, 0]  # the fix
-    assert sorted(os.listdir(tmp_path)) == ["count.pt"]
+    naive = D.launch(count_checkpoint_writes, 2, str(tmp_path / "naive.pt"), naive=True)
+    assert [writes for writes, _ in naive] == [1, 1]  # the defect: two writes of one file
+    fixed = D.launch(count_checkpoint_writes, 2, str(tmp_path / "fixed.pt"), naive=False)
+    assert fixed == [(1, True), (0, True)]  # the fix; and rank 1 finds the file: the barrier
+    assert sorted(os.listdir(tmp_path)) == ["fixed.pt", "naive.pt"]
 
 
 def count_checkpoint_writes(path, naive):
@@ -154,7 +155,7 @@ def count_checkpoint_writes(path, naive):
             trainer.save_checkpoint(path)
     finally:
         os.replace = original
-    return len(calls)
+    return len(calls), os.path.exists(path)
 
 
 def test_pitfall_sampler_without_set_epoch_repeats_the_order_and_trainer_sets_it():
@@ -203,12 +204,72 @@ def sleep_forever():
     time.sleep(600)
 
 
-def test_a_job_that_hangs_is_stopped_with_a_timeout_error(monkeypatch):
-    monkeypatch.setattr(D, "_STARTUP_S", 5.0)
+def test_a_job_that_hangs_is_stopped_with_a_timeout_error():
     start = time.monotonic()
-    with pytest.raises(TimeoutError, match="did not finish within 1 s"):
-        D.launch(sleep_forever, 2, timeout=1)
+    with pytest.raises(TimeoutError, match="job_timeout=8 s"):
+        D.launch(sleep_forever, 2, job_timeout=8)
     assert time.monotonic() - start < 30
+
+
+def test_timeout_limits_a_collective_not_the_job():
+    assert D.launch(sleep_then_reduce, 2, 3.0, timeout=2) == [2.0, 2.0]
+
+
+def sleep_then_reduce(seconds):
+    """Both ranks sleep longer than the collective timeout, then all-reduce: that is fine."""
+    time.sleep(seconds)
+    t = torch.ones(1)
+    dist.all_reduce(t)
+    return float(t)
+
+
+def test_an_interrupt_stops_every_process(monkeypatch):
+    import torch.multiprocessing as mp
+
+    started = []
+    real = mp.start_processes
+
+    def recording(*args, **kwargs):
+        context = real(*args, **kwargs)
+        started.append(context)
+        calls = []
+
+        def interrupted(timeout=None):
+            calls.append(timeout)
+            if len(calls) > 20:  # about a second in: the processes are running
+                raise KeyboardInterrupt
+            return False
+
+        context.join = interrupted
+        return context
+
+    monkeypatch.setattr(mp, "start_processes", recording)
+    with pytest.raises(KeyboardInterrupt):
+        D.launch(sleep_forever, 2)
+    assert [p.is_alive() for p in started[0].processes] == [False, False]
+
+
+class Picky(Exception):
+    """Pickles, but cannot be unpickled (its __init__ takes a keyword only)."""
+
+    def __init__(self, *, code):
+        super().__init__(f"code {code}")
+
+
+def raise_picky():
+    raise Picky(code=3)
+
+
+def exit_quietly():
+    raise SystemExit(0)
+
+
+def test_errors_that_cannot_travel_back_keep_their_text_and_silent_exits_are_named():
+    with pytest.raises(RuntimeError, match="cannot be sent back") as info:
+        D.launch(raise_picky, 2)
+    assert "Picky: code 3" in str(info.value)
+    with pytest.raises(RuntimeError, match="ended without returning a result"):
+        D.launch(exit_quietly, 2)
 
 
 def test_bad_arguments_get_clear_errors():
@@ -225,6 +286,42 @@ def test_bad_arguments_get_clear_errors():
         D.init_from_env()
     with pytest.raises(ValueError, match="sync must be one of"):
         D.DistributedTrainer(nn.Linear(2, 2), sync="horovod")
+
+
+def test_sampler_padding_repeats_examples_when_the_data_do_not_divide():
+    data = TensorDataset(torch.arange(801.0))
+    shards = [list(DistributedSampler(data, num_replicas=2, rank=r, seed=0)) for r in (0, 1)]
+    together = shards[0] + shards[1]
+    assert len(together) == 802 and len(set(together)) == 801  # one example twice
+    with pytest.raises(ValueError, match="val has 1 examples for 2 ranks"):
+        D.launch(loaders_with_one_val_example, 2)
+
+
+def loaders_with_one_val_example():
+    data = TensorDataset(torch.zeros(4, 1), torch.zeros(4, dtype=torch.long))
+    D.distributed_loaders(data, TensorDataset(torch.zeros(1, 1)), 2)
+
+
+def test_the_one_process_reference_is_the_plain_trainer(reference):
+    """The reference runs DistributedTrainer in one process: it must be chapter 3's Trainer."""
+    from companion.data import make_seed_dataset
+
+    torch.manual_seed(0)
+    model = D.seed_mlp()
+    X, y = make_seed_dataset()
+    train = TensorDataset(X[:800].double(), y[:800])
+    sampler = DistributedSampler(train, num_replicas=1, rank=0, seed=0)
+    loader = torch.utils.data.DataLoader(train, batch_size=32, sampler=sampler)
+    trainer = Trainer(model, device="cpu")
+    trainer.fit(
+        loader,
+        None,
+        EPOCHS,
+        optimizer=torch.optim.Adam(model.parameters(), lr=1e-2),
+        progress=False,
+    )
+    plain = {"weights": dict(model.state_dict())}
+    assert gap(params(plain), params(reference)) < 1e-12
 
 
 def test_a_global_batch_not_divisible_by_the_world_size_is_named_from_every_rank():
