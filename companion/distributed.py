@@ -469,6 +469,11 @@ class SyncBatchNorm(_BatchNorm):
         count = x.new_tensor([x.numel() // x.shape[1]])
         sums = all_reduce(torch.cat([x.sum(dims), count]))
         n = sums[-1]
+        if n.item() <= 1:  # as nn.BatchNorm: one value has no variance
+            raise ValueError(
+                f"SyncBatchNorm expects more than 1 value per channel when training; the "
+                f"ranks' batches hold {int(n.item())} in all"
+            )
         mean = sums[:-1] / n
         var = all_reduce(((x - mean.view(shape)) ** 2).sum(dims)) / n
         if self.track_running_stats:

@@ -121,7 +121,14 @@ assert plain_gap > 1e-2
 # `torch.distributed.init_process_group("gloo")` — calls `fn`, and collects what every rank
 # returns. Inside `fn`, `torch.distributed.get_rank()` says which process it is. The
 # processes import `fn` by name, so it lives in a module (here, `companion`), not in a
-# notebook cell.
+# notebook cell. For a function of your own, write it to a file first and import it — in a
+# notebook, a cell starting with `%%writefile my_job.py`, then:
+#
+# ```python
+# import my_job
+#
+# results = launch(my_job.train, 2)  # my_job.train calls torch.distributed itself
+# ```
 #
 # The communication is a *collective*: every rank calls it and all of them wait for each
 # other. The one data parallelism needs is `all_reduce`, which replaces a tensor on every rank
@@ -131,9 +138,10 @@ assert plain_gap > 1e-2
 print(recipe_source(all_reduce_gradients))
 
 # %% [markdown]
-# `DistributedDataParallel` does the same, faster: it copies rank 0's weights to every rank
-# when it wraps the model, and during `backward()` it all-reduces the gradients in *buckets*
-# of several tensors while the rest of the backward pass is still running. The book's
+# `DistributedDataParallel` does the same, faster {cite}`li2020ddp`: it copies rank 0's
+# weights to every rank when it wraps the model, and during `backward()` it all-reduces the
+# gradients in *buckets* of several tensors while the rest of the backward pass is still
+# running. The book's
 # `DistributedTrainer` is chapter 3's `Trainer` with three changes: the model is wrapped in
 # DDP (or, with `sync="all_reduce"`, averaged by hand as above); the loss and accuracy are
 # summed over ranks before dividing; and checkpoints are written by rank 0 only. The recipe
@@ -465,6 +473,14 @@ assert largest_gap(via_torchrun, ddp[0]) == 0
 # single-threaded process, but one process using both cores with two threads beats both: on
 # one CPU, threads share the work without sending gradients anywhere. Data parallelism is
 # for more devices than one process can use: several GPUs, several machines.
+#
+# Two habits follow from the cost of the all-reduce. Gradient accumulation over $k$ small
+# batches needs the average only once: DDP's `no_sync()` context skips it for the first
+# $k - 1$ backward passes (the benchmark uses it to time a step without communication). And
+# this chapter kept the *global* batch fixed, so $W$ only changes who computes what; a job
+# that keeps each rank's batch instead multiplies the global batch by $W$, and then the
+# learning rate must follow — scaled with the batch and warmed up, the linear scaling rule
+# of {cite}`goyal2017` — or the run is another training, not a faster one.
 #
 # What changes on GPUs: the backend is `nccl` (`launch(..., backend="nccl")`, or
 # `init_from_env("nccl")` under `torchrun`), one process per GPU — both call

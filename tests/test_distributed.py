@@ -368,3 +368,13 @@ def test_the_progress_bar_shows_on_rank_0_only(monkeypatch):
     trainer.rank = 0
     trainer.fit(loader, None, 1)
     assert len(bars) == 1
+
+
+def sync_batchnorm_on_one_value():
+    x = torch.randn(1 if D.rank() == 0 else 0, 3)
+    return D.SyncBatchNorm(3)(x)
+
+
+def test_sync_batchnorm_refuses_a_global_batch_of_one_value():
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        D.launch(sync_batchnorm_on_one_value, 2)
