@@ -628,8 +628,9 @@ assert digit_spread < 0.06 and shape_spread > 0.15
 # %% [markdown]
 # `train_shapes_cnn` trains a slimmer version of the network (16, 32 and 64 filters) on the first
 # 2400 images for 10 epochs and validates on the other 600. It is seeded end to end, so it
-# returns bit-for-bit the same weights every time (a unit test checks this): chapter 8 simply
-# calls it again rather than loading a stored file. Its source:
+# returns bit-for-bit the same weights every time (a unit test checks this): chapter 8 loads
+# the copy `make pretrain` stores in `companion/weights`, and a test checks that this call
+# reproduces it. Its source:
 
 # %%
 print(inspect.getsource(train_shapes_cnn))
