@@ -557,7 +557,8 @@ def book_model(name: str):
         On the CPU, in evaluation mode.
     info : dict
         ``recipe`` (the call that trained it), ``sha256``, ``val_acc`` (its validation accuracy
-        when it was trained) and ``torch`` (the version that wrote the file).
+        when it was trained), ``val_acc_per_epoch`` (the log of that training) and ``torch``
+        (the version that wrote the file).
 
     Raises
     ------
@@ -606,6 +607,7 @@ def write_book_models(out_dir, names=None) -> dict:
             "recipe": BOOK_MODELS[name],
             "sha256": _sha256(path),
             "val_acc": trainer.history["val_acc"][-1],
+            "val_acc_per_epoch": trainer.history["val_acc"],
             "torch": torch.__version__.split("+")[0],
         }
         print(f"{name}: validation accuracy {manifest[name]['val_acc']:.4f} -> {path}")

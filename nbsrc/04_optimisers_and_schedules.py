@@ -542,7 +542,8 @@ ax.set_title("Adam: mean and range over three seeds")
 ax.legend()
 plt.show()
 
-# %%
+# %% tags=["nbval-ignore-output"]
+# Output varies in the last digits across CPUs; the asserts carry the claims.
 val, train, jitter = (
     {name: np.array(across_seeds(name, key)) for name in settings}
     for key in ("val", "train", "jitter")

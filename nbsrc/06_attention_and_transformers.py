@@ -382,7 +382,8 @@ assert torch.allclose(
 # for the choice. Checked below for $k = 5$ at every position of the table, and, as a control,
 # the same $R_5$ applied for an offset of 6, where it must fail:
 
-# %%
+# %% tags=["nbval-ignore-output"]
+# Output varies in the last digits across CPUs; the asserts carry the claims.
 k, d = 5, table.shape[1]
 omega = 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
 rotation = torch.zeros(d, d, dtype=torch.float64)

@@ -327,6 +327,7 @@ def test_make_pretrain_reproduces_the_shipped_chapter_8_models(name):
     shipped, info = book_model(name)
     trainer = _train_book_model(name)
     assert trainer.history["val_acc"][-1] == pytest.approx(info["val_acc"], abs=1e-9)
+    assert trainer.history["val_acc"] == pytest.approx(info["val_acc_per_epoch"], abs=1e-9)
     retrained, expected = trainer.model.state_dict(), shipped.state_dict()
     assert retrained.keys() == expected.keys()
     # bit-identical on the machine that wrote the files (another CPU rounds differently)
