@@ -120,8 +120,8 @@ cpu-check: setup
 	OMP_NUM_THREADS=4 MKL_NUM_THREADS=4 ATEN_CPU_CAPABILITY=default MKL_CBWR=AUTO \
 	  $(BIN)/pytest -n 2 --dist loadfile --nbval --nbval-sanitize-with nbval.cfg book -p no:cacheprovider
 
-## thread-check: execute every chapter again with 2 and 4 BLAS/OpenMP threads and compare *all*
-## text outputs (tagged cells too) with the committed ones, executed with one thread
+## thread-check: execute every chapter with 1, 2 and 4 BLAS/OpenMP threads and compare *all*
+## text outputs (tagged cells too) of 2 and 4 with 1's, all on this processor
 thread-check: setup
 	$(BIN)/python ci/thread_check.py $(THREAD_ARGS)
 
