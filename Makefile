@@ -16,6 +16,7 @@ CHAPTERS ?= $(basename $(notdir $(wildcard nbsrc/*.py)))
 BOOK_HTML := _build/html/index.html
 PORT ?= 8000
 THREAD_ARGS ?=
+DEVICE_ARGS ?=
 # One BLAS/OpenMP thread per process: the small models of the book run faster that way, two
 # pytest workers do not fight over two cores, and printed numbers do not depend on the core count.
 # The same arithmetic on every x86-64 CPU: ATen's and oneDNN's kernels are capped at AVX2, and
@@ -30,7 +31,7 @@ DETERMINISTIC_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 
 	ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=COMPATIBLE ONEDNN_MAX_CPU_ISA=AVX2
 
 .PHONY: help setup book serve test lint check-pairing unit build notebooks cpu-check thread-check \
-	pretrain bench clean
+	device-check pretrain bench clean
 
 help:
 	@echo "make book | serve | test | notebooks | cpu-check | thread-check | colab-check | check-html | pretrain | bench | setup | clean  (see README.md)"
@@ -124,6 +125,12 @@ cpu-check: setup
 ## text outputs (tagged cells too) of 2 and 4 with 1's, all on this processor
 thread-check: setup
 	$(BIN)/python ci/thread_check.py $(THREAD_ARGS)
+
+## device-check: every chapter with its first cell switched to use_device("cuda"), as a reader
+## on a GPU runtime does: on the GPU where there is one, else on CUDA simulated on the CPU
+## (ci/simulated_cuda.py: finds CPU tensors beside CUDA ones and .numpy() on CUDA tensors)
+device-check: setup
+	$(BIN)/python ci/device_check.py $(DEVICE_ARGS)
 
 ## pretrain: re-train chapter 9's backbones into companion/weights/ and record their SHA-256 and
 ## source accuracy in companion/weights/backbones.json, and chapter 8's trained CNN and MLP

@@ -574,6 +574,7 @@ def train_reverser(positional_encoding, notes=False, seed=0):
         loader, test_loader, 4, optimizer=optimizer, scheduler=scheduler,
         scheduler_step="batch", progress=False,
     )  # fmt: skip
+    model.cpu()  # trained on DEVICE; the analyses below run on the CPU
     return trainer
 
 
