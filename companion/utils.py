@@ -187,13 +187,18 @@ def executed_with() -> str:
     str
         Two lines, so that each fits the book's 79-character column, e.g.
         ``"Executed with Python 3.11.7, torch 2.5.1, NumPy 2.1.3;"`` and
-        ``"1 CPU thread, device cpu (AMD EPYC)"``.
+        ``"1 CPU thread, device cpu (AMD EPYC)"``; on a GPU the second names it too, e.g.
+        ``"1 CPU thread, device cuda (NVIDIA H200; CPU AMD EPYC)"``.
     """
     threads = torch.get_num_threads()
+    device = get_device()
+    where = f"({_processor_name()})"
+    if device.type == "cuda":  # the GPU computed the numbers; name it, then the CPU
+        where = f"({torch.cuda.get_device_name(device)}; CPU {_processor_name()})"
     return (
         f"Executed with Python {platform.python_version()}, torch {torch.__version__}, "
         f"NumPy {np.__version__};\n{threads} CPU thread{'s' if threads != 1 else ''}, "
-        f"device {get_device()} ({_processor_name()})"
+        f"device {device} {where}"
     )
 
 

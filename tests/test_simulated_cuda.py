@@ -166,3 +166,16 @@ def test_use_device_cuda_asks_for_full_float32_and_repeatable_kernels():
         for f, value in zip(flags, saved, strict=True):
             f.fp32_precision = value
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved_cudnn
+
+
+def test_executed_with_names_the_gpu_when_the_chapter_ran_on_one():
+    from companion import executed_with, use_device
+
+    assert "device cpu (" in executed_with().splitlines()[1]
+    try:
+        with simulate_cuda():
+            use_device("cuda")
+            line = executed_with().splitlines()[1]
+    finally:
+        use_device(None)
+    assert ", device cuda (simulated CUDA device (the CPU); CPU " in line
