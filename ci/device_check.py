@@ -11,13 +11,14 @@ change in each committed chapter (book/NN_*.ipynb) and executes it in the pinned
   before the first): it finds the tensors left on the CPU beside CUDA ones and the ``.numpy()``
   calls on CUDA tensors, not CUDA's own rounding.
 
-It prints per chapter whether it ran and how many of the committed text outputs of untagged
+Chapters run side by side, one per core (``--jobs``), each kernel with one thread. It prints
+per chapter whether it ran and how many of the committed text outputs of untagged
 cells came out identical, with the first differing line of each that did not (under the
 simulation they should all be identical: the arithmetic is the CPU's). The exit status is
 non-zero when a chapter fails, when a first cell has no ``use_device("cpu")`` to change, or
 (simulated) when an output differs.
 
-    .venv/bin/python ci/device_check.py [--chapters 01_perceptron,...] [--real]
+    .venv/bin/python ci/device_check.py [--chapters 01_perceptron,...] [--real] [--jobs 2]
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import re
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -37,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from colab_check import compare  # noqa: E402 (one comparison for every check)
 
 ROOT = Path(__file__).resolve().parent.parent
+ARROW = re.compile(r"^\s*-+>\s*\d+\s")  # IPython's mark of the failing line
 CPU_LINE = 'companion.use_device("cpu")'
 CUDA_LINE = 'companion.use_device("cuda")'
 # The Makefile's DETERMINISTIC_ENV.
@@ -71,20 +74,38 @@ def switched(path: Path, simulate: bool) -> nbformat.NotebookNode:
 
 def execute(nb: nbformat.NotebookNode, timeout: int) -> None:
     """Execute ``nb`` in place, in an empty directory, with the Makefile's settings."""
-    saved = {k: os.environ.get(k) for k in FIXED}
-    os.environ.update(FIXED)
-    try:  # the kernel inherits this process's environment
-        with tempfile.TemporaryDirectory() as work:
-            client = NotebookClient(
-                nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": work}}
-            )
-            client.execute()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with tempfile.TemporaryDirectory() as work:
+        client = NotebookClient(
+            nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": work}}
+        )
+        client.execute(env={**os.environ, **FIXED})  # the kernel's own environment
+
+
+def check(path: Path, real: bool, where: str, timeout: int) -> tuple[list[str], bool, int, int]:
+    """Run one chapter switched to CUDA: its report lines, failed?, identical and compared."""
+    start = time.monotonic()
+    try:
+        nb = switched(path, simulate=not real)
+        execute(nb, timeout)
+    except Exception as error:  # a failing chapter is the finding: reported and counted
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()
+        lines = [x for x in text.splitlines() if x.strip()] or [type(error).__name__]
+        found = []  # the chapter's own frames: "Cell In[n], line k: <the line>"
+        for index, line in enumerate(lines):
+            if line.startswith("Cell In[") and len(found) < 2:
+                arrow = next((x for x in lines[index + 1 :] if ARROW.match(x)), "")
+                found.append(f"{line.strip()}: {ARROW.sub('', arrow).strip()}")
+        found = [f"    {x[:160]}" for x in [*found, lines[-1]]]
+        return [f"{path.stem}: FAILED {where}:", *found], True, 0, 0
+    committed = nbformat.read(path, as_version=4)
+    same, total, _, _, notes = compare(committed, without_added_cell(nb))
+    notes = [f"    {n}" for n in notes if "Executed with" not in n]
+    secs = time.monotonic() - start
+    head = (
+        f"{path.stem}: ran {where}; {same}/{total} untagged text outputs identical to the "
+        f"committed ({secs:.0f} s)"
+    )
+    return [head, *notes], False, same, total
 
 
 def without_added_cell(nb: nbformat.NotebookNode) -> dict:
@@ -97,6 +118,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chapters", help="comma-separated, e.g. 01_perceptron,07_gans")
     parser.add_argument("--real", action="store_true", help="fail unless a GPU is present")
+    parser.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="chapters at a time (the cores)"
+    )
     parser.add_argument("--timeout", type=int, default=900, help="seconds per cell (900)")
     args = parser.parse_args()
     import torch  # here, so that --help needs no torch
@@ -110,42 +134,20 @@ def main() -> int:
     if args.chapters:
         wanted = set(args.chapters.split(","))
         paths = [p for p in paths if p.stem in wanted]
-    failed = differ = 0
-    all_same = all_total = 0
-    for path in paths:
-        start = time.monotonic()
-        try:
-            nb = switched(path, simulate=not real)
-            execute(nb, args.timeout)
-        except Exception as error:  # a failing chapter is the finding: reported and counted
-            failed += 1
-            text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()
-            lines = [x for x in text.splitlines() if x.strip()] or [type(error).__name__]
-            print(f"{path.stem}: FAILED {where}:", flush=True)
-            arrows = [x for x in lines if x.lstrip().startswith("--->") or "Cell In[" in x]
-            for line in [*arrows[:2], lines[-1]]:  # the chapter's failing line, the error
-                print(f"    {line.strip()[:160]}")
-            continue
-        committed = nbformat.read(path, as_version=4)
-        same, total, _, _, notes = compare(committed, without_added_cell(nb))
-        notes = [n for n in notes if "Executed with" not in n]
-        all_same, all_total = all_same + same, all_total + total
-        differ += total - same
-        secs = time.monotonic() - start
-        print(
-            f"{path.stem}: ran {where}; {same}/{total} untagged text outputs identical to the "
-            f"committed ({secs:.0f} s)",
-            flush=True,
-        )
-        for note in notes:
-            print(f"    {note}")
+    failed = all_same = all_total = 0
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:  # one kernel process per job
+        runs = pool.map(lambda p: check(p, real, where, args.timeout), paths)
+        for lines, chapter_failed, same, total in runs:  # in chapter order
+            print("\n".join(lines), flush=True)
+            failed += chapter_failed
+            all_same, all_total = all_same + same, all_total + total
     print(
         f"device-check ({where}): {len(paths) - failed}/{len(paths)} chapters ran; "
         f"{all_same}/{all_total} untagged text outputs identical"
     )
     if failed:
         return 1
-    return 0 if real or differ == 0 else 1
+    return 0 if real or all_same == all_total else 1
 
 
 if __name__ == "__main__":

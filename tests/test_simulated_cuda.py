@@ -179,3 +179,18 @@ def test_executed_with_names_the_gpu_when_the_chapter_ran_on_one():
     finally:
         use_device(None)
     assert ", device cuda (simulated CUDA device (the CPU); CPU " in line
+
+
+def test_device_check_reports_a_chapter_that_leaves_a_tensor_on_the_cpu(tmp_path):
+    first = 'import companion\nDEVICE = companion.use_device("cpu")'
+    bug = "import torch\nmodel = torch.nn.Linear(2, 2).to(DEVICE)\nmodel(torch.ones(1, 2))"
+    lines, failed, _, _ = device_check.check(
+        committed_chapter(tmp_path, first, bug), False, "simulated", 120
+    )
+    assert failed and "FAILED" in lines[0]
+    assert "model(torch.ones(1, 2))" in "\n".join(lines)  # the chapter's line
+    assert "same device" in lines[-1]
+    fixed = bug.replace("torch.ones(1, 2))", "torch.ones(1, 2).to(DEVICE))")
+    path = committed_chapter(tmp_path, first, fixed)
+    lines, failed, _, _ = device_check.check(path, False, "simulated", 120)
+    assert not failed and "ran simulated" in lines[0]
