@@ -20,9 +20,22 @@ What it does not simulate: CUDA's own rounding (TF32 convolutions, other reducti
 non-deterministic atomics) and its random-number generator (random draws on simulated-CUDA
 tensors come from the CPU generator). A simulated tensor says ``device`` is ``cuda:0`` and
 ``is_cuda`` is true; underneath, PyTorch's dispatcher sees ``meta``, its data-less device (chosen
-because autograd needs no CUDA streams for it), and ``torch.cuda`` calls beyond the few patched
-here (availability, device count and name, random states) reach the real, absent driver. A
-run on a real GPU remains the only check of those.
+because autograd needs no CUDA streams for it). Known gaps, found by a review that tried to
+falsify the module:
+
+- missed: a custom ``autograd.Function`` whose backward returns a CPU gradient; dtypes under
+  ``torch.autocast("cuda")`` (ignored); ``torch.load`` gives CPU tensors where CUDA gives CUDA
+  ones; ``.data =`` and in-place metadata operations (``t_``, ``resize_``) on a simulated
+  tensor are not reflected in its data;
+- refused though CUDA runs them: a few operations that PyTorch builds helper tensors for on
+  the input's device (``F.one_hot``, ``scaled_dot_product_attention(is_causal=True)``,
+  ``torch.quantile``); a gradient flowing back through ``.cpu()``; ``torch.load(map_location=
+  "cuda")``, ``torch.Generator(device="cuda")`` and cuDNN RNNs, which reach the absent driver;
+  inside backward hooks a gradient's device reads ``meta``.
+
+A failure is therefore a finding to read, not yet a proof; a pass means the code keeps its
+tensors on one device in the ways checked here. A run on a real GPU remains the only check of
+the rest.
 
     with simulate_cuda():
         model = torch.nn.Linear(4, 2).to("cuda")
@@ -34,6 +47,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 from torch.overrides import TorchFunctionMode
 
@@ -48,15 +62,7 @@ NUMPY_MESSAGE = (
     "can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() to copy the tensor "
     "to host memory first. (simulated CUDA)"
 )
-# Operations that CUDA lets mix devices: copies between them, and CPU index tensors.
-_ALLOW_MIXED = {
-    torch.ops.aten._to_copy.default,
-    torch.ops.aten.copy_.default,
-    torch.ops.aten.index.Tensor,
-    torch.ops.aten.index_put_.default,
-    torch.ops.aten.index_put.default,
-    torch.ops.aten._index_put_impl_.default,
-}
+GENERATOR_MESSAGE = "Expected a 'cuda' device type for generator but found 'cpu' (simulated CUDA)"
 
 
 class SimulatedCudaTensor(torch.Tensor):
@@ -93,23 +99,24 @@ class SimulatedCudaTensor(torch.Tensor):
         work of a program runs at full speed.
         """
         kwargs = dict(kwargs or {})
-        devices = set()
         originals = {}
-
-        def unwrap(value: object) -> object:
-            if isinstance(value, SimulatedCudaTensor):
-                devices.add("cuda")
-                originals[id(value.elem)] = value
-                return value.elem
-            if isinstance(value, torch.Tensor):
-                if value.dim() > 0:
-                    devices.add("cpu")
-                originals[id(value)] = value
-            return value
-
-        args, kwargs = tree_map(unwrap, args), tree_map(unwrap, kwargs)
-        if len(devices) > 1 and func not in _ALLOW_MIXED:
-            raise RuntimeError(MIXED_MESSAGE.format(op=func))
+        found = []  # (where, is simulated, dimensions) of every tensor argument
+        written = _written_arguments(func)
+        names = [a.name for a in func._schema.arguments]
+        args = tuple(
+            _unwrap(v, "written" if i < len(names) and names[i] in written else "input", found,
+                    originals)
+            for i, v in enumerate(args)
+        )  # fmt: skip
+        kwargs = {
+            k: _unwrap(v, "written" if k in written else "input", found, originals)
+            for k, v in kwargs.items()
+        }
+        if any(simulated for _, simulated, _ in found):
+            _check_devices(func, found)
+            generator = kwargs.get("generator")
+            if isinstance(generator, torch.Generator) and generator.device.type == "cpu":
+                raise RuntimeError(GENERATOR_MESSAGE)
         target = kwargs.get("device")
         to_cuda = _is_cuda(target)
         if to_cuda:
@@ -148,6 +155,78 @@ def _wrap(value: object) -> object:
     return value
 
 
+def _unwrap(value: object, where: str, found: list, originals: dict) -> object:
+    """The CPU tensor inside ``value``, noting its place and device in ``found``.
+
+    A module-level function, not a closure: a recursive closure would keep ``originals``, and
+    so the tensors, alive in a reference cycle, and ``swap_tensors`` (``module.to``,
+    ``load_state_dict``) refuses a tensor that something else still holds.
+    """
+    if isinstance(value, torch.Tensor):
+        simulated = isinstance(value, SimulatedCudaTensor)
+        found.append((where, simulated, value.dim()))
+        inner = value.elem if simulated else value
+        originals[id(inner)] = value
+        return inner
+    if isinstance(value, (list, tuple)) and not hasattr(type(value), "_fields"):
+        return type(value)(_unwrap(v, "list", found, originals) for v in value)
+    return value
+
+
+def _written_arguments(func) -> set:  # noqa: ANN001
+    """The names of the arguments an operation writes to (``self`` of ``add_``, ``out``)."""
+    cached = _WRITTEN.get(func)
+    if cached is None:
+        cached = {a.name for a in func._schema.arguments if a.alias_info and a.alias_info.is_write}
+        _WRITTEN[func] = cached
+    return cached
+
+
+_WRITTEN: dict = {}
+# Operations that read a 0-dim value tensor as a number, on any device (besides pointwise ones).
+_SCALAR_VALUE = {
+    torch.ops.aten.masked_fill.Tensor,
+    torch.ops.aten.masked_fill_.Tensor,
+    torch.ops.aten.fill_.Tensor,
+    torch.ops.aten.fill.Tensor,
+}
+_INDEX = {
+    torch.ops.aten.index.Tensor,
+    torch.ops.aten.index_put_.default,
+    torch.ops.aten.index_put.default,
+    torch.ops.aten._index_put_impl_.default,
+}
+_COPY = {torch.ops.aten._to_copy.default, torch.ops.aten.copy_.default}
+
+
+def _check_devices(func, found: list) -> None:  # noqa: ANN001
+    """Raise where CUDA would: a CPU tensor beside a CUDA one, with CUDA's exceptions only.
+
+    CUDA lets a CPU tensor of 0 dimensions be an *input* of a pointwise operation (a number);
+    never an output, an in-place target or a member of a list (``cat``, ``stack``). Indexing
+    takes CPU index tensors for a CUDA tensor (not CUDA indices for a CPU one), and values
+    on the tensor's device or of 0 dimensions. Copies may cross devices.
+    """
+    if func in _COPY:
+        return
+    cpu = [(where, dims) for where, simulated, dims in found if not simulated]
+    if not cpu:
+        return
+    if func in _INDEX:
+        self_simulated = found[0][1]
+        values = found[-1] if func is not torch.ops.aten.index.Tensor else None
+        index_cpu_ok = self_simulated and (
+            values is None or values[1] or values[2] == 0 or values[0] == "list"
+        )
+        if index_cpu_ok:
+            return
+        raise RuntimeError(MIXED_MESSAGE.format(op=func))
+    scalar_ok = torch.Tag.pointwise in func.tags or func in _SCALAR_VALUE
+    for where, dims in cpu:
+        if dims > 0 or where != "input" or not scalar_ok:
+            raise RuntimeError(MIXED_MESSAGE.format(op=func))
+
+
 def _original(originals: dict, value: object, wrap: bool) -> object:
     """An in-place result is the argument it modified; a new CUDA result is wrapped."""
     if isinstance(value, torch.Tensor) and id(value) in originals:
@@ -162,25 +241,70 @@ class _FunctionMode(TorchFunctionMode):
         kwargs = dict(kwargs or {})
         if func in _KEEP_DEVICE:  # torch.device("cuda") stays what it says, as does parsing
             return func(*args, **kwargs)
-        if func in (torch.Tensor.numpy, torch.Tensor.__array__) and isinstance(
-            args[0], SimulatedCudaTensor
+        if (
+            func in (torch.Tensor.numpy, torch.Tensor.__array__)
+            and isinstance(args[0], SimulatedCudaTensor)
+            and not kwargs.get("force")
         ):
             raise TypeError(NUMPY_MESSAGE)
+        simulated_self = bool(args) and isinstance(args[0], SimulatedCudaTensor)
+        if func is torch.Tensor.numpy and simulated_self and kwargs.get("force"):
+            return args[0].elem.numpy()  # force=True copies to the host, as on CUDA
+        if func is torch.Tensor.get_device and simulated_self:
+            return 0
+        if func is torch.Tensor.cuda:  # x.cuda(), and so model.cuda()
+            return args[0] if simulated_self else _wrap(args[0].to(_CPU, copy=True))
+        if func is torch.Tensor.to and len(args) > 1 and isinstance(args[1], torch.Tensor):
+            other = args[1]  # x.to(other): other's device and dtype
+            if isinstance(other, SimulatedCudaTensor) and not simulated_self:
+                return _wrap(args[0].to(dtype=other.dtype, copy=True))
+        if func in (torch.Tensor.new_tensor, torch.Tensor.new_zeros, torch.Tensor.new_ones):
+            if simulated_self and "device" not in kwargs:
+                kwargs["device"] = "cuda"  # new tensors on self's device
         if func in _PROPERTIES and isinstance(args[0], SimulatedCudaTensor):
             return _PROPERTIES[func]
         if func is torch.Tensor.tolist and isinstance(args[0], SimulatedCudaTensor):
             return args[0].elem.tolist()  # allowed on CUDA
         if func is torch.Tensor.__setitem__ and isinstance(args[0], SimulatedCudaTensor):
-            if isinstance(args[2], (bool, int, float, complex)):  # else PyTorch makes it on meta
+            if isinstance(args[2], (bool, int, float, complex, np.generic)):  # else it is on meta
                 args = (args[0], args[1], torch.tensor(args[2], dtype=args[0].dtype))
+        if func is torch.where and len(args) == 3:  # PyTorch would make the numbers on meta
+            args = tuple(torch.tensor(v) if isinstance(v, (bool, int, float)) else v for v in args)
+        if func is torch.tensor and args and isinstance(args[0], (list, tuple)):
+            # CUDA scalars in a list are read as numbers, below the dispatcher
+            args = (tree_map(_unwrapped, args[0]), *args[1:])
         moved = any(_is_cuda(v) for v in (*args, *kwargs.values()))
         if not moved:
             out = func(*args, **kwargs)
             _check_not_dataless(out)
             return out
+        generator = kwargs.get("generator")
+        if isinstance(generator, torch.Generator) and generator.device.type == "cpu":
+            raise RuntimeError(GENERATOR_MESSAGE)
+        if func is torch.Tensor.to and simulated_self:
+            plain = [v for v in (*args[1:], *kwargs.values()) if not _is_cuda(v)]
+            if not kwargs.get("copy") and not any(isinstance(v, torch.dtype) for v in plain):
+                return args[0]  # already there: CUDA returns the tensor itself
         args = tuple(_CPU if _is_cuda(v) else v for v in args)
         kwargs = {k: _CPU if _is_cuda(v) else v for k, v in kwargs.items()}
-        return tree_map(_wrap, func(*args, **kwargs))
+        out = func(*args, **kwargs)
+        if func is torch.Tensor.to and not simulated_self:  # a move from the CPU
+            if torch.is_grad_enabled() and out.requires_grad:
+                return _ToSimulated.apply(out)  # with the autograd edge back to the CPU
+            return _wrap(out.clone() if out is args[0] else out)  # a copy, not an alias
+        return tree_map(_wrap, out)
+
+
+class _ToSimulated(torch.autograd.Function):
+    """A move to simulated CUDA that autograd can differentiate, as ``ToCopyBackward``."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> SimulatedCudaTensor:  # noqa: ANN001
+        return SimulatedCudaTensor(x.detach().clone())
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        return grad.elem if isinstance(grad, SimulatedCudaTensor) else grad
 
 
 # What a CUDA tensor says of itself (the wrapper's own device is the data-less one).
@@ -191,6 +315,10 @@ _PROPERTIES = {
     torch.Tensor.is_cpu.__get__: False,
 }
 _KEEP_DEVICE = {torch.device, torch._C._nn._parse_to}
+
+
+def _unwrapped(value: object) -> object:
+    return value.elem if isinstance(value, SimulatedCudaTensor) else value
 
 
 def _check_not_dataless(value: object) -> None:

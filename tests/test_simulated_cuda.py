@@ -194,3 +194,58 @@ def test_device_check_reports_a_chapter_that_leaves_a_tensor_on_the_cpu(tmp_path
     path = committed_chapter(tmp_path, first, fixed)
     lines, failed, _, _ = device_check.check(path, False, "simulated", 120)
     assert not failed and "ran simulated" in lines[0]
+
+
+def test_a_cpu_scalar_tensor_is_a_number_only_where_cuda_reads_it_as_one():
+    with simulate_cuda():
+        x = torch.ones(3, device="cuda")
+        loss = x.sum()
+        assert (x * torch.tensor(2.0)).sum().item() == 6.0  # pointwise input: a number
+        for name, bug in {
+            "a CPU running total": lambda: torch.tensor(0.0).add_(loss),  # the output
+            "a list": lambda: torch.stack([loss, torch.tensor(1.0)]),
+            "a CPU target": lambda: F.cross_entropy(torch.ones(3, device="cuda"), torch.tensor(1)),
+            "CUDA indices of a CPU tensor": lambda: torch.zeros(3)[
+                torch.tensor([0], device="cuda")
+            ],
+            "CPU values into a CUDA tensor": lambda: x.index_put_(
+                (torch.tensor([0, 1]),), torch.ones(2)
+            ),
+            "a CPU generator": lambda: torch.randn(2, device="cuda", generator=torch.Generator()),
+        }.items():
+            with pytest.raises(RuntimeError, match="same device|'cuda' device type"):
+                bug()
+                pytest.fail(f"{name} passed")
+        assert x.cuda() is x and isinstance(
+            torch.ones(2).cuda(), simulated_cuda.SimulatedCudaTensor
+        )
+        assert torch.where(x > 0, x, 0.0).tolist() == [1.0, 1.0, 1.0]
+        assert x.numpy(force=True).tolist() == [1.0, 1.0, 1.0] and x.get_device() == 0
+
+
+def test_moves_to_cuda_keep_autograd_and_copy_as_cuda_does():
+    with simulate_cuda():
+        x = torch.ones(3, requires_grad=True)
+        (x.to("cuda") * 2).sum().backward()
+        assert x.grad.tolist() == [2.0, 2.0, 2.0]  # the gradient flows back to the CPU
+        with pytest.raises(ValueError, match="non-leaf"):
+            torch.optim.SGD([torch.ones(3, requires_grad=True).to("cuda")], lr=0.1)
+        a = torch.zeros(3)
+        b = a.to("cuda")
+        b += 1
+        assert a.tolist() == [0.0, 0.0, 0.0]  # a copy, not a view of a
+        assert b.to("cuda") is b
+
+
+def test_a_model_reloads_its_weights_after_training_steps():
+    """Early stopping's restore: load_state_dict swaps each parameter, which fails if the
+    simulation still holds a reference to it (it once did, through a closure's cycle)."""
+    with simulate_cuda():
+        model = small_model().to("cuda")
+        optimizer = torch.optim.Adam(model.parameters())
+        best = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        x = torch.randn(4, 4).to("cuda")
+        torch.cat([model(x), model(x)]).sum().backward()  # an op with a list argument
+        optimizer.step()
+        model.load_state_dict(best)
+        assert torch.equal(model[0].weight.detach().cpu(), best["0.weight"].cpu())
