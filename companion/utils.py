@@ -145,8 +145,8 @@ def use_device(prefer: str | torch.device | None) -> torch.device:
     convolutions otherwise run in TensorFloat-32 on Ampere and later GPUs (a 10-bit mantissa,
     relative error near :math:`10^{-3}` instead of :math:`10^{-7}`), which the book's float32
     tolerances are not written for, and its autotuner may pick another algorithm on each run.
-    So ``fp32_precision`` becomes ``"ieee"`` for cuDNN's convolutions and RNNs and for CUDA
-    matrix products, ``cudnn.benchmark`` is off and ``cudnn.deterministic`` on.
+    So ``allow_tf32`` is off for cuDNN and for CUDA matrix products, ``cudnn.benchmark`` is
+    off and ``cudnn.deterministic`` on.
 
     Parameters
     ----------
@@ -168,9 +168,10 @@ def use_device(prefer: str | torch.device | None) -> torch.device:
     _default_device = None if prefer is None else get_device(prefer)
     device = get_device()
     if device.type == "cuda":
-        torch.backends.cudnn.conv.fp32_precision = "ieee"
-        torch.backends.cudnn.rnn.fp32_precision = "ieee"
-        torch.backends.cuda.matmul.fp32_precision = "ieee"
+        # The flags, not torch 2.9's fp32_precision: after that API sets cuDNN, reading
+        # cudnn.allow_tf32 (as torch.backends.cudnn.flags() does) raises a RuntimeError.
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
     return device

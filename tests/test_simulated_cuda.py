@@ -146,26 +146,22 @@ def test_device_check_refuses_a_chapter_with_nothing_to_switch(tmp_path):
 def test_use_device_cuda_asks_for_full_float32_and_repeatable_kernels():
     from companion import use_device
 
-    flags = (
-        torch.backends.cudnn.conv,
-        torch.backends.cudnn.rnn,
-        torch.backends.cuda.matmul,
-    )
-    saved = [f.fp32_precision for f in flags]
-    saved_cudnn = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = cudnn.allow_tf32, matmul.allow_tf32, cudnn.benchmark, cudnn.deterministic
     try:
+        cudnn.allow_tf32 = True  # cuDNN's default: convolutions in TensorFloat-32
         use_device("cpu")  # the chapters' default leaves the GPU settings alone
-        assert [f.fp32_precision for f in flags] == saved
+        assert cudnn.allow_tf32
         with simulate_cuda():
             assert use_device("cuda").type == "cuda"
-        # cuDNN's default for convolutions is TensorFloat-32, a 10-bit mantissa
-        assert [f.fp32_precision for f in flags] == ["ieee"] * 3
-        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        assert not cudnn.allow_tf32 and not matmul.allow_tf32
+        assert matmul.fp32_precision == "ieee"  # what the newer API reads
+        assert cudnn.deterministic and not cudnn.benchmark
+        with torch.backends.cudnn.flags(enabled=True):  # reads the flags: must not raise
+            pass
     finally:
         use_device(None)
-        for f, value in zip(flags, saved, strict=True):
-            f.fp32_precision = value
-        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved_cudnn
+        cudnn.allow_tf32, matmul.allow_tf32, cudnn.benchmark, cudnn.deterministic = saved
 
 
 def test_executed_with_names_the_gpu_when_the_chapter_ran_on_one():
