@@ -557,8 +557,8 @@ def book_model(name: str):
         On the CPU, in evaluation mode.
     info : dict
         ``recipe`` (the call that trained it), ``sha256``, ``val_acc`` (its validation accuracy
-        when it was trained), ``val_acc_per_epoch`` (the log of that training) and ``torch``
-        (the version that wrote the file).
+        when it was trained), ``val_acc_per_epoch`` (the log of that training), ``torch`` (the
+        version that wrote the file) and ``processor`` (the CPU that trained it).
 
     Raises
     ------
@@ -594,6 +594,7 @@ def write_book_models(out_dir, names=None) -> dict:
     from pathlib import Path
 
     from .transfer import _sha256
+    from .utils import _processor_name
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -609,6 +610,7 @@ def write_book_models(out_dir, names=None) -> dict:
             "val_acc": trainer.history["val_acc"][-1],
             "val_acc_per_epoch": trainer.history["val_acc"],
             "torch": torch.__version__.split("+")[0],
+            "processor": _processor_name(),  # another CPU trains other last bits
         }
         print(f"{name}: validation accuracy {manifest[name]['val_acc']:.4f} -> {path}")
     manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

@@ -322,18 +322,27 @@ def test_train_seed_mlp_retrains_bit_for_bit_and_reaches_98_percent():
 
 @pytest.mark.parametrize("name", sorted(companion.models.BOOK_MODELS))
 def test_make_pretrain_reproduces_the_shipped_chapter_8_models(name):
+    """Bit for bit on the processor that trained the shipped files (models.json names it);
+    on another, DETERMINISTIC_ENV does not give the same last bits (an AMD EPYC retrains
+    seed_mlp to 98.5 % where the shipped Intel-trained one has 98.0 %), so the retrained
+    model must match the shipped one's accuracies within a few validation examples."""
     from companion.models import _train_book_model, book_model
+    from companion.utils import _processor_name
 
     shipped, info = book_model(name)
     trainer = _train_book_model(name)
-    assert trainer.history["val_acc"][-1] == pytest.approx(info["val_acc"], abs=1e-9)
-    assert trainer.history["val_acc"] == pytest.approx(info["val_acc_per_epoch"], abs=1e-9)
     retrained, expected = trainer.model.state_dict(), shipped.state_dict()
     assert retrained.keys() == expected.keys()
-    # bit-identical on the machine that wrote the files (another CPU rounds differently)
-    gap = max((retrained[k].float() - expected[k].float()).abs().max().item() for k in expected)
-    assert gap < 1e-4
     assert not shipped.training
+    log, shipped_log = trainer.history["val_acc"], info["val_acc_per_epoch"]
+    assert len(log) == len(shipped_log) and shipped_log[-1] == info["val_acc"]
+    if _processor_name() == info["processor"]:
+        assert log == pytest.approx(shipped_log, abs=1e-9)
+        gap = max((retrained[k].float() - expected[k].float()).abs().max().item() for k in expected)
+        assert gap < 1e-4
+    else:
+        assert log[-1] == pytest.approx(info["val_acc"], abs=0.02)
+        assert max(abs(a - b) for a, b in zip(log, shipped_log, strict=True)) < 0.05
 
 
 def test_book_model_refuses_an_unknown_name_and_a_changed_file(tmp_path, monkeypatch):
